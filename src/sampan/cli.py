@@ -1,0 +1,59 @@
+"""The `sampan` command: one entry point for every process, the local stack and the tools.
+
+Each package that owns a subcommand exposes `register(subparsers)` in its own `cli` module; this
+module only lists them, so adding a process never means editing another package's code. A
+subcommand's handler returns the process exit status. Operator errors (`SampanError`) print one
+clear line to stderr and exit 2; they never reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sampan.errors import SampanError
+
+# Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "sampan.stack_cli",
+    "sampan.topics_cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sampan",
+        description=(
+            "sampan: a private trading venue on Apache Kafka. Members trade Hong Kong equities "
+            "on an internal book or route to HKEX; one ledger for both venues.\n\n"
+            "Connections come from the environment: SAMPAN_KAFKA_BOOTSTRAP (default "
+            "127.0.0.1:19092) and SAMPAN_DATABASE_URL (default "
+            "postgresql://sampan@127.0.0.1:15432/sampan)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except SampanError as error:
+        print(f"sampan {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sampan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

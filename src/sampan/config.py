@@ -1,0 +1,87 @@
+"""Connection settings, read from the environment with documented defaults.
+
+Every process and test takes its broker and database from here, so the same code runs against
+the local stack (`sampan stack up`) or an existing Kafka cluster and PostgreSQL server.
+
+| variable | default | meaning |
+|---|---|---|
+| SAMPAN_KAFKA_BOOTSTRAP | 127.0.0.1:19092 | Kafka bootstrap servers |
+| SAMPAN_KAFKA_CONFIG | (empty) | extra librdkafka settings, `key=value` separated by `;` (SASL/TLS) |
+| SAMPAN_DATABASE_URL | postgresql://sampan@127.0.0.1:15432/sampan | PostgreSQL URL (libpq form) |
+| SAMPAN_TOPIC_PREFIX | (empty) | prefix for every topic name, to share a cluster between venues |
+| SAMPAN_REPLICATION_FACTOR | 1 | replication factor for `topics apply` on a real cluster |
+| SAMPAN_STATE_DIR | ./.state | where the local stack keeps data, logs and pids |
+| SAMPAN_KAFKA_PORT / SAMPAN_KAFKA_CONTROLLER_PORT | 19092 / 19093 | local broker ports |
+| SAMPAN_PG_PORT | 15432 | local PostgreSQL port |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sampan.errors import ConfigError
+
+KAFKA_VERSION = "4.1.1"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap: str
+    kafka_extra: dict[str, str]
+    database_url: str
+    topic_prefix: str
+    replication_factor: int
+    state_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    pg_port: int
+
+    def kafka(self, **overrides: object) -> dict[str, object]:
+        """Base librdkafka settings: the bootstrap servers, extras, then the call site's."""
+        config: dict[str, object] = {"bootstrap.servers": self.kafka_bootstrap}
+        config.update(self.kafka_extra)
+        config.update(overrides)
+        return config
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+
+def _parse_extra(raw: str) -> dict[str, str]:
+    extra: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"SAMPAN_KAFKA_CONFIG item {item!r} is not key=value")
+        extra[key.strip()] = value.strip()
+    return extra
+
+
+def settings() -> Settings:
+    """Read the settings from the environment now (cheap; not cached, so tests can change it)."""
+    kafka_port = _int_env("SAMPAN_KAFKA_PORT", 19092)
+    pg_port = _int_env("SAMPAN_PG_PORT", 15432)
+    return Settings(
+        kafka_bootstrap=os.environ.get("SAMPAN_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port}",
+        kafka_extra=_parse_extra(os.environ.get("SAMPAN_KAFKA_CONFIG", "")),
+        database_url=os.environ.get("SAMPAN_DATABASE_URL")
+        or f"postgresql://sampan@127.0.0.1:{pg_port}/sampan",
+        topic_prefix=os.environ.get("SAMPAN_TOPIC_PREFIX", ""),
+        replication_factor=_int_env("SAMPAN_REPLICATION_FACTOR", 1),
+        state_dir=Path(os.environ.get("SAMPAN_STATE_DIR") or ".state").resolve(),
+        kafka_port=kafka_port,
+        kafka_controller_port=_int_env("SAMPAN_KAFKA_CONTROLLER_PORT", kafka_port + 1),
+        pg_port=pg_port,
+    )

@@ -1,0 +1,110 @@
+"""The topic catalog: every topic of sampan, who writes it, who reads it, and its policy.
+
+This table is the system map (design.md, "Topics"). `sampan topics apply` creates what is
+missing from it and reports drift in what exists; nothing else creates topics, and the brokers
+run with `auto.create.topics.enable=false`. Every topic a process consumes has a dead-letter
+topic, `<name>.dlq`, for records it cannot decode or process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+NEVER = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    key: str
+    value: str  # the Avro record name in sampan/schemas/avsc, or "DeadLetter"
+    partitions: int
+    cleanup: str  # "delete" or "compact"
+    retention_ms: int  # NEVER keeps records forever; ignored by compaction
+    min_isr: int  # applied as min(min_isr, replication factor)
+    writers: tuple[str, ...]
+    readers: tuple[str, ...]
+
+    def configs(self, replication_factor: int) -> dict[str, str]:
+        """The topic-level configs `topics apply` sets and checks for drift."""
+        configs = {
+            "cleanup.policy": self.cleanup,
+            "min.insync.replicas": str(min(self.min_isr, replication_factor)),
+        }
+        if self.cleanup == "delete":
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+def _topic(
+    name: str,
+    key: str,
+    value: str,
+    partitions: int,
+    cleanup: str,
+    retention_days: int,
+    writers: tuple[str, ...],
+    readers: tuple[str, ...],
+) -> Topic:
+    retention_ms = NEVER if retention_days == NEVER else retention_days * DAY_MS
+    return Topic(name, key, value, partitions, cleanup, retention_ms, 2, writers, readers)
+
+
+# Partition counts are scale-out units: securities for the matcher, accounts for router and
+# ledger. Three is enough for a two-core node and lets a rebalance move work between instances.
+CATALOG: tuple[Topic, ...] = (
+    _topic("orders.requests", "account", "OrderCommand", 3, "delete", 365,
+           ("ui_bridge", "api"), ("router",)),
+    _topic("orders.internal", "security", "OrderCommand", 3, "delete", 30,
+           ("router",), ("matcher",)),
+    _topic("orders.events", "account", "ExecutionReport", 3, "delete", 365,
+           ("matcher", "router"), ("ui_bridge", "router", "audit")),
+    _topic("fills", "account", "Fill", 3, "delete", NEVER,
+           ("matcher", "router"), ("ledger_sink", "recon", "analytics")),
+    _topic("md.depth", "venue+security", "DepthSnapshot", 3, "compact", NEVER,
+           ("matcher", "omd_ingest"), ("ui_bridge",)),
+    _topic("md.trades", "venue+security", "TradeTick", 3, "delete", 30,
+           ("matcher", "omd_ingest"), ("ui_bridge", "analytics")),
+    _topic("md.stats", "security", "SecurityStats", 3, "compact", NEVER,
+           ("omd_ingest", "analytics"), ("ui_bridge",)),
+    _topic("reference.instruments", "security", "Instrument", 1, "compact", NEVER,
+           ("deploy seed", "omd_ingest"), ("all",)),
+    _topic("reference.accounts", "account", "Account", 1, "compact", NEVER,
+           ("admin api",), ("router", "ledger_sink")),
+    _topic("hkex.dropcopy", "exec id", "DropCopyExecution", 3, "delete", NEVER,
+           ("dropcopy",), ("recon",)),
+    _topic("recon.breaks", "exec id", "ReconBreak", 1, "compact", NEVER,
+           ("recon",), ("ui_bridge (ops)", "alerts")),
+    _topic("ledger.balances", "account", "AccountSnapshot", 3, "compact", NEVER,
+           ("ledger_sink",), ("ui_bridge", "router")),
+    _topic("matcher.snapshots", "partition", "MatcherSnapshot", 1, "compact", NEVER,
+           ("matcher",), ("matcher",)),
+)
+
+# Topics whose readers dead-letter what they cannot process.
+_CONSUMED = (
+    "orders.requests", "orders.internal", "orders.events", "fills", "hkex.dropcopy",
+    "reference.instruments", "reference.accounts",
+)
+DEAD_LETTERS: tuple[Topic, ...] = tuple(
+    _topic(f"{name}.dlq", "original key", "DeadLetter", 1, "delete", 365,
+           ("any agent",), ("operators",))
+    for name in _CONSUMED
+)
+
+ALL: tuple[Topic, ...] = CATALOG + DEAD_LETTERS
+BY_NAME: dict[str, Topic] = {topic.name: topic for topic in ALL}
+
+
+def topic(name: str) -> Topic:
+    """The catalog entry of `name`; an unknown name is a programmer error."""
+    assert name in BY_NAME, f"topic {name!r} is not in the catalog"
+    return BY_NAME[name]
+
+
+def dead_letter_of(name: str) -> str:
+    """The dead-letter topic for records read from `name`."""
+    dlq = f"{name}.dlq"
+    assert dlq in BY_NAME, f"topic {name!r} has no dead-letter topic in the catalog"
+    return dlq

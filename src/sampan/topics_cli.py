@@ -1,0 +1,117 @@
+"""`sampan topics list | apply`: print the catalog, or create what is missing and report drift.
+
+`apply` never changes an existing topic: a partition count or config that differs from the
+catalog is reported as drift (exit status 1) for an operator to decide on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from sampan import topics
+from sampan.config import Settings, settings
+from sampan.errors import StackError
+
+ADMIN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    created: list[str]
+    unchanged: list[str]
+    drift: list[str]
+
+
+def _policy(topic: topics.Topic) -> str:
+    if topic.cleanup == "compact":
+        return "compact"
+    if topic.retention_ms == topics.NEVER:
+        return "delete, never expire"
+    return f"delete, {topic.retention_ms // topics.DAY_MS} d"
+
+
+def render_table() -> str:
+    header = ("topic", "key", "value", "parts", "policy", "written by", "read by")
+    rows = [
+        (t.name, t.key, t.value, str(t.partitions), _policy(t), ", ".join(t.writers), ", ".join(t.readers))
+        for t in topics.ALL
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def apply(current: Settings) -> ApplyResult:
+    """Create missing catalog topics; compare existing ones with the catalog."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+    admin = AdminClient(current.kafka())
+    try:
+        existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    except KafkaException as error:
+        raise StackError(f"cannot list topics on {current.kafka_bootstrap}: {error}") from None
+    rf = current.replication_factor
+    missing = [t for t in topics.ALL if current.topic(t.name) not in existing]
+    created: list[str] = []
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(current.topic(t.name), t.partitions, rf, config=t.configs(rf)) for t in missing],
+            operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=ADMIN_TIMEOUT_S)
+            except KafkaException as error:
+                if "TOPIC_ALREADY_EXISTS" not in str(error):
+                    raise StackError(f"creating topic {name} failed: {error}") from None
+            created.append(name)
+    present = [t for t in topics.ALL if current.topic(t.name) in existing]
+    drift: list[str] = []
+    if present:
+        resources = [ConfigResource(ResourceType.TOPIC, current.topic(t.name)) for t in present]
+        described = admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_S)
+        configs_by_name = {res.name: fut.result(timeout=ADMIN_TIMEOUT_S) for res, fut in described.items()}
+        for t in present:
+            name = current.topic(t.name)
+            partitions = len(existing[name].partitions)
+            if partitions != t.partitions:
+                drift.append(f"{name}: {partitions} partitions, catalog says {t.partitions}")
+            actual = configs_by_name[name]
+            for key, wanted in t.configs(rf).items():
+                value = actual[key].value if key in actual else None
+                if value != wanted:
+                    drift.append(f"{name}: {key}={value}, catalog says {wanted}")
+    unchanged = [current.topic(t.name) for t in present]
+    return ApplyResult(created=created, unchanged=unchanged, drift=drift)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        print(render_table())
+        return 0
+    result = apply(settings())
+    for name in result.created:
+        print(f"created  {name}")
+    print(f"{len(result.created)} created, {len(result.unchanged)} already present, {len(result.drift)} drift")
+    for line in result.drift:
+        print(f"drift    {line}")
+    return 1 if result.drift else 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "topics",
+        help="print the topic catalog, or create missing topics and report drift",
+        description=(
+            "`list` prints the topic catalog (name, key, value schema, partitions, policy, writers, "
+            "readers). `apply` creates the topics that are missing on SAMPAN_KAFKA_BOOTSTRAP and "
+            "reports, without changing them, topics whose partitions or configs differ from the "
+            "catalog (exit status 1 when there is drift)."
+        ),
+    )
+    parser.add_argument("action", choices=("list", "apply"))
+    parser.set_defaults(handler=_run)
