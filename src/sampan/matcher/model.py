@@ -1,0 +1,241 @@
+"""Commands the engine accepts and the events it emits, plus their enums.
+
+Guarantees: commands (imperative names) and events (past-tense names or reports) are frozen,
+slotted dataclasses holding only integers, strings and enums; prices are HK$0.001 integers
+(`price_e3`), quantities are shares. Every command yields at least one event; a refused
+command yields a reject event carrying a reason code, never an exception.
+
+Event order inside one command's output is part of the contract (replays compare it):
+an accepted order's `ACCEPTED` report comes first, then for each match a `Fill` followed by
+the resting order's report and the incoming order's report, then the incoming order's
+`EXPIRED` or `CANCELLED` report if it does not rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Side(Enum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(Enum):
+    LIMIT = 1
+    ENHANCED_LIMIT = 2
+    MARKET = 3
+
+
+class TimeInForce(Enum):
+    DAY = 0
+    IOC = 3
+    FOK = 4
+
+
+class StpMode(Enum):
+    """What happens when an order meets a resting order of the same member firm."""
+
+    CANCEL_RESTING = 1
+    CANCEL_INCOMING = 2
+    CANCEL_BOTH = 3
+
+
+class ExecType(Enum):
+    ACCEPTED = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    CANCELLED = "4"
+    AMENDED = "5"
+    REJECTED = "8"
+    EXPIRED = "C"
+
+
+class RequestKind(Enum):
+    CANCEL = 1
+    AMEND = 2
+    MASS_CANCEL = 3
+
+
+class RejectReason(Enum):
+    UNKNOWN_SECURITY = 1
+    SECURITY_HALTED = 2
+    INVALID_QTY = 3
+    NOT_BOARD_LOT = 4
+    TOO_MANY_LOTS = 5
+    INVALID_PRICE = 6
+    NOT_ON_TICK = 7
+    PRICE_OUT_OF_RANGE = 8  # 9x / one-ninth of the nominal price
+    PRICE_THROUGH_REACH = 9  # beyond what the order type may reach from the best opposite
+    DUPLICATE_ORDER_ID = 10
+    UNKNOWN_ORDER = 11
+    NOT_OWNER = 12
+    FOK_NOT_FILLABLE = 13
+    NO_LIQUIDITY = 14  # market order with an empty opposite side
+    AMEND_NO_CHANGE = 15
+    ORDER_TYPE_NOT_ALLOWED = 16  # e.g. market orders under HKEX rules
+    INVALID_TIME_IN_FORCE = 17  # a market order must be IOC or FOK
+
+
+class CancelReason(Enum):
+    REQUESTED = 1
+    MASS_CANCEL = 2
+    SELF_TRADE_PREVENTED = 3
+
+
+class IllegalTransitionError(Exception):
+    """An order was driven through a status change the state machine forbids (a bug)."""
+
+
+class OrderStatus(Enum):
+    NEW = 0
+    PARTIALLY_FILLED = 1
+    FILLED = 2
+    CANCELLED = 4
+    EXPIRED = 6
+
+    def to(self, new: OrderStatus) -> OrderStatus:
+        """Return `new` if the move is legal; raise otherwise (also under `python -O`)."""
+        if new not in _NEXT_STATUS[self]:
+            raise IllegalTransitionError(f"{self.name} -> {new.name}")
+        return new
+
+
+_LIVE_EXITS = frozenset(
+    {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+)
+_NEXT_STATUS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: _LIVE_EXITS,
+    OrderStatus.PARTIALLY_FILLED: _LIVE_EXITS,
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """A new order. `stp` is the placing account's self-trade setting, looked up by the
+    router, so that the engine's output depends on its input log alone. `price_e3` is
+    ignored for market orders."""
+
+    ts_ns: int
+    security: int
+    order_id: int
+    account: str
+    member: str
+    side: Side
+    qty: int
+    price_e3: int = 0
+    order_type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.DAY
+    stp: StpMode = StpMode.CANCEL_RESTING
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    ts_ns: int
+    security: int
+    order_id: int
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change a resting order's price and/or total quantity (FIX OrderQty semantics: the new
+    quantity includes what has already been filled)."""
+
+    ts_ns: int
+    security: int
+    order_id: int
+    account: str
+    price_e3: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class MassCancel:
+    """Cancel every resting order of `account`, in one security or (None) in all of them."""
+
+    ts_ns: int
+    account: str
+    security: int | None = None
+
+
+Command = PlaceOrder | CancelOrder | AmendOrder | MassCancel
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """One step in an order's life. For fills `last_px_e3`/`last_qty` are set and `exec_id`
+    equals the matching `Fill.exec_id`; other reports take their own `exec_id`."""
+
+    exec_type: ExecType
+    ts_ns: int
+    security: int
+    order_id: int
+    account: str
+    side: Side
+    price_e3: int
+    order_qty: int
+    cum_qty: int
+    leaves_qty: int
+    last_px_e3: int = 0
+    last_qty: int = 0
+    exec_id: int = 0
+    reason: RejectReason | CancelReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A trade with both legs. `exec_id` is unique for the venue within a trading day:
+    security * EXEC_ID_SECURITY_FACTOR + the book's event sequence."""
+
+    exec_id: int
+    ts_ns: int
+    security: int
+    price_e3: int
+    qty: int
+    aggressor_side: Side
+    buy_order_id: int
+    buy_account: str
+    buy_member: str
+    sell_order_id: int
+    sell_account: str
+    sell_member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRejected:
+    """A cancel, amend or mass cancel that could not be applied (FIX OrderCancelReject);
+    `order_id` is 0 for a mass cancel."""
+
+    ts_ns: int
+    security: int
+    order_id: int
+    account: str
+    response_to: RequestKind
+    reason: RejectReason
+    exec_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MassCancelled:
+    """Closes a mass cancel: how many orders it cancelled (their reports precede it)."""
+
+    ts_ns: int
+    account: str
+    security: int | None
+    cancelled_count: int
+
+
+Event = ExecutionReport | Fill | CancelRejected | MassCancelled
+
+EXEC_ID_SECURITY_FACTOR = 10**13  # 99,999 securities x 10^13 still fits a signed 64-bit int.
