@@ -1,0 +1,8 @@
+"""ledger_sink: the double-entry ledger in PostgreSQL, fed exactly once from `fills`.
+
+Place in the flow: `fills → ledger_sink → PostgreSQL (double-entry) → ledger.balances`.
+
+`rules` (posting rules) and `positions` / `snapshot` (average cost, live balances) are pure;
+`store` writes one batch in one database transaction together with the Kafka offsets; `sink`
+is the consumer loop around it; `audit` verifies and rebuilds the ledger; `bench` measures it.
+"""

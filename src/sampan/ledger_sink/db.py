@@ -1,0 +1,140 @@
+"""Connections to the ledger's PostgreSQL schema, migrations, and waiting for the server.
+
+Every connection puts the ledger schema (env `SAMPAN_LEDGER_SCHEMA`, default `ledger`) first
+on its search path, so the same SQL serves the live ledger, a test's own schema and the
+scratch schema of `rebuild`. Schema names are checked against a strict pattern because they
+are spliced into SQL. `connect_waiting` retries a refused or lost server with bounded
+exponential backoff and logs what it waits for; it gives up after `wait_max_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from sampan.config import Settings
+from sampan.errors import ConfigError, SampanError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "ledger"
+CONNECT_TIMEOUT_S = 5
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+DB_WAIT_MAX_S = 300.0
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PACKAGE_DIR = Path(__file__).parent
+
+
+class DatabaseUnavailable(SampanError):
+    """PostgreSQL did not answer within the allowed wait."""
+
+
+def checked_schema(name: str) -> str:
+    if not _SCHEMA_NAME.match(name):
+        raise ConfigError(f"ledger schema {name!r} must match {_SCHEMA_NAME.pattern}")
+    return name
+
+
+def ledger_schema() -> str:
+    return checked_schema(os.environ.get("SAMPAN_LEDGER_SCHEMA") or DEFAULT_SCHEMA)
+
+
+def connect(settings: Settings, schema: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A new connection (not autocommit) with `schema` first on the search path."""
+    return psycopg.connect(
+        settings.database_url,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        options=f"-c search_path={checked_schema(schema)}",
+        application_name="sampan-ledger",
+    )
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """True for errors that mean the server is gone or restarting (worth a reconnect)."""
+    if isinstance(error, psycopg.OperationalError):
+        return True
+    # 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(error, psycopg.Error) and sqlstate in {"57P01", "57P02", "57P03"}
+
+
+def wait_backoff(
+    what: str, attempt: int, error: BaseException, deadline: float,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Sleep before reconnect attempt `attempt`; False when the deadline passed or a stop was
+    asked (the caller then gives up)."""
+    delay_s = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** min(attempt, 16))
+    remaining_s = deadline - time.monotonic()
+    if remaining_s <= 0 or should_stop():
+        return False
+    log.warning(
+        "waiting for PostgreSQL (%s): attempt %d failed: %s; retrying in %.1f s, giving up in "
+        "%.0f s", what, attempt + 1, str(error).strip().splitlines()[0] if str(error) else error,
+        delay_s, remaining_s,
+    )
+    end = time.monotonic() + min(delay_s, remaining_s)
+    while time.monotonic() < end:
+        if should_stop():
+            return False
+        time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+    return True
+
+
+def connect_waiting(
+    settings: Settings, schema: str, wait_max_s: float = DB_WAIT_MAX_S,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Connect, waiting up to `wait_max_s` for a server that is down or starting."""
+    deadline = time.monotonic() + wait_max_s
+    attempt = 0
+    while True:
+        try:
+            return connect(settings, schema)
+        except psycopg.Error as error:
+            if not is_connection_error(error):
+                raise
+            if not wait_backoff("connect", attempt, error, deadline, should_stop):
+                raise DatabaseUnavailable(
+                    f"PostgreSQL unavailable after {wait_max_s:.0f} s: {error}"
+                ) from None
+            attempt += 1
+
+
+def migrate(settings: Settings, schema: str) -> str:
+    """Create or upgrade `schema` to the newest revision; returns the revision."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    checked_schema(schema)
+    url = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url, poolclass=NullPool)
+    config = Config(str(PACKAGE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            config.attributes["schema"] = schema
+            command.upgrade(config, "head")
+            context = MigrationContext.configure(
+                connection, opts={"version_table_schema": schema}
+            )
+            revision = context.get_current_revision()
+    finally:
+        engine.dispose()
+    return revision or "none"
+
+
+def drop_schema(settings: Settings, schema: str) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{checked_schema(schema)}" CASCADE')  # type: ignore[arg-type]

@@ -1,0 +1,216 @@
+"""Posting rules: a fill becomes balanced double-entry transfers. Pure: no I/O.
+
+Units: prices are HK$0.001 integers (`price_e3`), quantities shares, cash HK cents. Rates are
+integers in parts per 10^7 (`rate_e7`): 0.1% = 10_000, 0.00565% = 565, 0.0027% = 270,
+0.00015% = 15, 1 basis point = 1_000.
+
+Rounding rules (each tested against hand-computed examples):
+- Consideration: `price_e3 * qty` is exact in HK$0.001. It becomes cents by rounding half to
+  even (0.5 cent goes to the even cent), because it moves between two parties and half-even
+  has no bias over many trades. Buyer and seller see the same cents, so cash balances.
+- Charges are computed on the exact consideration (HK$0.001), not on the rounded cents:
+  stamp duty is rounded UP to the whole dollar; SEHK trading fee, SFC levy, AFRC levy and
+  commission to the nearest cent, half a cent rounding up (the levy tables' reading of
+  "nearest cent"). A charge may have a minimum (commission does). A zero charge posts nothing.
+
+Transfer semantics: a transfer moves `amount` of `asset` from `debit_account` to
+`credit_account`; an account's balance is its credits less its debits. The buyer pays the
+consideration to the seller, the seller delivers the shares to the buyer, and each member side
+pays each charge to that charge's own account. The exchange side of an HKEX fill (member
+`HKEX`, the clearing account) pays no charges here: HKEX settles its own.
+
+Limits: one currency (HKD). Charges apply per member side on both venues alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CASH_ASSET = "HKD"
+EXCHANGE_MEMBER = "HKEX"
+RATE_SCALE = 10**7  # rates are parts per 10^7
+E3_PER_CENT = 10
+E3_PER_DOLLAR = 1_000
+
+
+class InvalidFill(ValueError):
+    """A fill that cannot be posted (non-positive price or quantity, self-trade account...)."""
+
+
+class Rounding(enum.Enum):
+    NEAREST_CENT = "nearest_cent"  # half a cent rounds up
+    UP_TO_DOLLAR = "up_to_dollar"
+
+
+class Reason(enum.Enum):
+    """Reason code of a transfer; the value is stored in the journal."""
+
+    CONSIDERATION = "consideration"
+    DELIVERY = "delivery"
+    STAMP_DUTY = "stamp_duty"
+    TRADING_FEE = "trading_fee"
+    SFC_LEVY = "sfc_levy"
+    AFRC_LEVY = "afrc_levy"
+    COMMISSION = "commission"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRule:
+    reason: Reason
+    account: str  # the account the charge is paid to
+    rate_e7: int
+    rounding: Rounding
+    min_cents: int = 0
+
+
+def default_schedule(commission_rate_e7: int = 2_500, commission_min_cents: int = 5_000) -> (
+    tuple[ChargeRule, ...]
+):
+    """HKEX's statutory charges (reference/hkex.md) plus a broker commission (default 0.025%,
+    minimum HK$50, both configurable)."""
+    return (
+        ChargeRule(Reason.STAMP_DUTY, "FEE.STAMP_DUTY", 10_000, Rounding.UP_TO_DOLLAR),
+        ChargeRule(Reason.TRADING_FEE, "FEE.SEHK", 565, Rounding.NEAREST_CENT),
+        ChargeRule(Reason.SFC_LEVY, "FEE.SFC", 270, Rounding.NEAREST_CENT),
+        ChargeRule(Reason.AFRC_LEVY, "FEE.AFRC", 15, Rounding.NEAREST_CENT),
+        ChargeRule(
+            Reason.COMMISSION, "FEE.COMMISSION", commission_rate_e7, Rounding.NEAREST_CENT,
+            commission_min_cents,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """The ledger's view of a Fill record (see schemas/avsc/Fill.avsc)."""
+
+    exec_id: str
+    venue: str
+    security: int
+    price_e3: int
+    qty: int
+    buy_account: str
+    buy_member: str
+    sell_account: str
+    sell_member: str
+    ts_ns: int
+
+    @property
+    def ref(self) -> str:
+        """The fill's identity, `venue:exec_id`; every transfer id starts with it."""
+        return f"{self.venue}:{self.exec_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    id: str  # the idempotency key: venue:exec_id:leg
+    debit_account: str
+    credit_account: str
+    asset: str
+    amount: int  # cents for HKD, shares for a security; always > 0
+    reason: Reason
+    fill_ref: str
+    ts_ns: int
+
+
+def round_half_even(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest integer, ties to even."""
+    assert denominator > 0
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest integer, ties away from zero (n >= 0)."""
+    assert denominator > 0 and numerator >= 0
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    assert denominator > 0
+    return -(-numerator // denominator)
+
+
+def consideration_cents(price_e3: int, qty: int) -> int:
+    return round_half_even(price_e3 * qty, E3_PER_CENT)
+
+
+def charge_cents(rule: ChargeRule, consideration_e3: int) -> int:
+    """One side's charge on an exact consideration in HK$0.001."""
+    exact_e3_e7 = consideration_e3 * rule.rate_e7  # HK$0.001 x 10^7
+    if rule.rounding is Rounding.UP_TO_DOLLAR:
+        cents = 100 * ceil_div(exact_e3_e7, E3_PER_DOLLAR * RATE_SCALE)
+    else:
+        cents = round_half_up(exact_e3_e7, E3_PER_CENT * RATE_SCALE)
+    return max(cents, rule.min_cents)
+
+
+def validate(fill: Fill) -> None:
+    if fill.qty <= 0:
+        raise InvalidFill(f"{fill.ref}: quantity {fill.qty} is not positive")
+    if fill.price_e3 <= 0:
+        raise InvalidFill(f"{fill.ref}: price_e3 {fill.price_e3} is not positive")
+    if not fill.buy_account or not fill.sell_account or not fill.exec_id:
+        raise InvalidFill(f"{fill.ref}: empty account or exec id")
+    if fill.buy_account == fill.sell_account:
+        raise InvalidFill(f"{fill.ref}: buyer and seller are the same account {fill.buy_account}")
+    if fill.buy_account.startswith("FEE.") or fill.sell_account.startswith("FEE."):
+        raise InvalidFill(f"{fill.ref}: a charge account cannot trade")
+
+
+def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, ...]:
+    """The balanced transfers of one fill. Raises InvalidFill for a fill that cannot be posted."""
+    validate(fill)
+    ref = fill.ref
+    consideration_e3 = fill.price_e3 * fill.qty
+    transfers: list[Transfer] = []
+    cash_cents = round_half_even(consideration_e3, E3_PER_CENT)
+    if cash_cents:
+        transfers.append(Transfer(
+            f"{ref}:cash", fill.buy_account, fill.sell_account, CASH_ASSET, cash_cents,
+            Reason.CONSIDERATION, ref, fill.ts_ns,
+        ))
+    transfers.append(Transfer(
+        f"{ref}:shares", fill.sell_account, fill.buy_account, str(fill.security), fill.qty,
+        Reason.DELIVERY, ref, fill.ts_ns,
+    ))
+    for side, account, member in (
+        ("buy", fill.buy_account, fill.buy_member),
+        ("sell", fill.sell_account, fill.sell_member),
+    ):
+        if member == EXCHANGE_MEMBER:
+            continue
+        for rule in schedule:
+            amount = charge_cents(rule, consideration_e3)
+            if amount:
+                transfers.append(Transfer(
+                    f"{ref}:{side}.{rule.reason.value}", account, rule.account, CASH_ASSET,
+                    amount, rule.reason, ref, fill.ts_ns,
+                ))
+    return tuple(transfers)
+
+
+def deltas(transfers: Iterable[Transfer]) -> dict[tuple[str, str], int]:
+    """Net change of each (account, asset) balance: credits less debits."""
+    result: dict[tuple[str, str], int] = defaultdict(int)
+    for t in transfers:
+        result[(t.credit_account, t.asset)] += t.amount
+        result[(t.debit_account, t.asset)] -= t.amount
+    return dict(result)
+
+
+def unbalanced_assets(transfers: Iterable[Transfer]) -> dict[str, int]:
+    """Assets whose debits and credits differ, with the difference; empty when balanced.
+
+    Every transfer debits and credits the same amount, so this is a check on the code that
+    builds transfers (and on `deltas`), run after every batch as house style rule 6 asks."""
+    per_asset: dict[str, int] = defaultdict(int)
+    for (_, asset), delta in deltas(transfers).items():
+        per_asset[asset] += delta
+    return {asset: total for asset, total in per_asset.items() if total}
