@@ -19,6 +19,7 @@ from sampan.errors import SampanError
 COMMAND_MODULES: tuple[str, ...] = (
     "sampan.stack_cli",
     "sampan.topics_cli",
+    "sampan.demo",
 )
 
 

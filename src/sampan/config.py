@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sampan.errors import ConfigError
 
@@ -48,9 +49,9 @@ class Settings:
     kafka_controller_port: int
     pg_port: int
 
-    def kafka(self, **overrides: object) -> dict[str, object]:
+    def kafka(self, **overrides: Any) -> dict[str, Any]:
         """Base librdkafka settings: the bootstrap servers, extras, then the call site's."""
-        config: dict[str, object] = {"bootstrap.servers": self.kafka_bootstrap}
+        config: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap}
         config.update(self.kafka_extra)
         config.update(overrides)
         return config

@@ -25,7 +25,9 @@ from string import Template
 from sampan.config import KAFKA_VERSION, Settings
 from sampan.errors import StackError
 
-DEPLOY_DIR = Path(os.environ.get("SAMPAN_DEPLOY_DIR") or Path(__file__).resolve().parents[2] / "deploy")
+DEPLOY_DIR = Path(
+    os.environ.get("SAMPAN_DEPLOY_DIR") or Path(__file__).resolve().parents[2] / "deploy"
+)
 CACHE_DIR = Path(os.environ.get("SAMPAN_CACHE_DIR") or Path.home() / ".cache" / "sampan")
 PG_BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin"))
 
@@ -138,9 +140,14 @@ def ensure_kafka_jars(progress: bool = True) -> Path:
     if progress:
         print(f"stack: assembling Kafka {KAFKA_VERSION} from Maven Central into {kafka_home()}")
     command = [
-        mvn, "-q", "-B", "-f", str(DEPLOY_DIR / "kafka" / "pom.xml"),
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(DEPLOY_DIR / "kafka" / "pom.xml"),
         f"-Dkafka.version={KAFKA_VERSION}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
         f"-DoutputDirectory={staging / 'libs'}",
     ]
     try:
@@ -148,9 +155,13 @@ def ensure_kafka_jars(progress: bool = True) -> Path:
     except subprocess.TimeoutExpired:
         raise StackError(f"Maven did not assemble Kafka within {MAVEN_TIMEOUT_S} s") from None
     if result.returncode != 0:
-        raise StackError(f"Maven failed to assemble Kafka:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+        raise StackError(
+            f"Maven failed to assemble Kafka:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
     if not any((staging / "libs").glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
-        raise StackError(f"Maven finished but kafka_2.13-{KAFKA_VERSION}.jar is missing in {staging}")
+        raise StackError(
+            f"Maven finished but kafka_2.13-{KAFKA_VERSION}.jar is missing in {staging}"
+        )
     shutil.rmtree(kafka_home(), ignore_errors=True)
     staging.rename(kafka_home())
     marker.write_text(KAFKA_VERSION + "\n")
@@ -160,10 +171,17 @@ def ensure_kafka_jars(progress: bool = True) -> Path:
 def _java_command(libs: Path, paths: Paths, main: str, *args: str) -> list[str]:
     java = _require("java", "install Java 17 or newer (apt-get install openjdk-17-jre-headless)")
     return [
-        java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java,
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={paths.kafka_dir / 'logs'}",
-        "-cp", f"{libs}/*", main, *args,
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
     ]
 
 
@@ -197,7 +215,14 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
         paths.kafka_data.mkdir(parents=True, exist_ok=True)
         cluster_id = _kafka_cluster_id(libs, paths)
         command = _java_command(
-            libs, paths, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
+            libs,
+            paths,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(properties),
         )
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
@@ -205,7 +230,10 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
     with paths.kafka_stdout.open("ab") as out:
         process = subprocess.Popen(
             _java_command(libs, paths, "kafka.Kafka", str(properties)),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     paths.kafka_pid.write_text(f"{process.pid}\n")
     wait_kafka_ready(settings, paths, process.pid)
@@ -231,7 +259,12 @@ def wait_kafka_ready(settings: Settings, paths: Paths, pid: int) -> None:
     admin = AdminClient(settings.kafka(log_level=0))
     while True:
         if not _pid_alive(pid):
-            raise StackError(f"the Kafka broker (pid {pid}) died while starting\n" + _tail(paths.kafka_log) + "\n" + _tail(paths.kafka_stdout, 10))
+            raise StackError(
+                f"the Kafka broker (pid {pid}) died while starting\n"
+                + _tail(paths.kafka_log)
+                + "\n"
+                + _tail(paths.kafka_stdout, 10)
+            )
         try:
             metadata = admin.list_topics(timeout=2)
             if metadata.brokers:
@@ -239,16 +272,27 @@ def wait_kafka_ready(settings: Settings, paths: Paths, pid: int) -> None:
         except KafkaException:
             pass
         if time.monotonic() > deadline:
-            raise StackError(f"Kafka on {settings.kafka_bootstrap} did not answer metadata within {KAFKA_READY_TIMEOUT_S} s\n" + _tail(paths.kafka_log))
+            raise StackError(
+                f"Kafka on {settings.kafka_bootstrap} did not answer metadata within {KAFKA_READY_TIMEOUT_S} s\n"
+                + _tail(paths.kafka_log)
+            )
         time.sleep(0.5)
     producer = Producer(
-        settings.kafka(**{"transactional.id": "sampan-stack-readiness", "enable.idempotence": True, "log_level": 3})
+        settings.kafka(
+            **{
+                "transactional.id": "sampan-stack-readiness",
+                "enable.idempotence": True,
+                "log_level": 3,
+            }
+        )
     )
     remaining = max(5.0, deadline - time.monotonic())
     try:
         producer.init_transactions(remaining)
     except KafkaException as error:
-        raise StackError(f"Kafka answers metadata but a transactional producer could not initialise within {remaining:.0f} s: {error}") from None
+        raise StackError(
+            f"Kafka answers metadata but a transactional producer could not initialise within {remaining:.0f} s: {error}"
+        ) from None
 
 
 def stop_pid(pid_file: Path, name: str) -> str:
@@ -290,7 +334,9 @@ def _as_pg_owner(command: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise StackError("running as root but no `postgres` system user exists to own the server") from None
+        raise StackError(
+            "running as root but no `postgres` system user exists to own the server"
+        ) from None
     return ["runuser", "-u", "postgres", "--", *command]
 
 
@@ -312,10 +358,17 @@ def start_postgres(settings: Settings, paths: Paths) -> str:
         if not (paths.pg_data / "PG_VERSION").exists():
             paths.pg_dir.mkdir(parents=True, exist_ok=True)
             _chown_for_pg(paths.pg_dir)
-            command = _as_pg_owner([
-                _pg_bin("initdb"), "-D", str(paths.pg_data), "--username=sampan",
-                "--auth=trust", "--encoding=UTF8", "--locale=C",
-            ])
+            command = _as_pg_owner(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(paths.pg_data),
+                    "--username=sampan",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ]
+            )
             result = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if result.returncode != 0:
                 raise StackError(f"initdb failed:\n{result.stdout}{result.stderr}")
@@ -324,13 +377,28 @@ def start_postgres(settings: Settings, paths: Paths) -> str:
             f"-c unix_socket_directories='{paths.pg_dir}' -c max_connections=200 "
             "-c fsync=on -c synchronous_commit=on -c shared_buffers=256MB"
         )
-        command = _as_pg_owner([
-            _pg_bin("pg_ctl"), "-D", str(paths.pg_data), "-l", str(paths.pg_log),
-            "-o", options, "-w", "-t", str(PG_READY_TIMEOUT_S), "start",
-        ])
-        result = subprocess.run(command, capture_output=True, text=True, timeout=PG_READY_TIMEOUT_S + 10)
+        command = _as_pg_owner(
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(paths.pg_data),
+                "-l",
+                str(paths.pg_log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(PG_READY_TIMEOUT_S),
+                "start",
+            ]
+        )
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=PG_READY_TIMEOUT_S + 10
+        )
         if result.returncode != 0:
-            raise StackError(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n" + _tail(paths.pg_log))
+            raise StackError(
+                f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n" + _tail(paths.pg_log)
+            )
         pid = _read_pid(paths.pg_data / "postmaster.pid")
         status = f"postgres started (pid {pid}) on 127.0.0.1:{settings.pg_port}"
     else:
@@ -347,7 +415,9 @@ def _ensure_database(settings: Settings) -> None:
     while True:
         try:
             with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'sampan'").fetchone()
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = 'sampan'"
+                ).fetchone()
                 if exists is None:
                     conn.execute("CREATE DATABASE sampan")
             with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
@@ -355,7 +425,9 @@ def _ensure_database(settings: Settings) -> None:
             return
         except psycopg.OperationalError as error:
             if time.monotonic() > deadline:
-                raise StackError(f"PostgreSQL did not answer a query within {PG_READY_TIMEOUT_S} s: {error}") from None
+                raise StackError(
+                    f"PostgreSQL did not answer a query within {PG_READY_TIMEOUT_S} s: {error}"
+                ) from None
             time.sleep(0.5)
 
 
@@ -363,7 +435,19 @@ def stop_postgres(paths: Paths) -> str:
     pid = _read_pid(paths.pg_data / "postmaster.pid")
     if pid is None:
         return "postgres not running"
-    command = _as_pg_owner([_pg_bin("pg_ctl"), "-D", str(paths.pg_data), "-m", "fast", "-w", "-t", str(STOP_TIMEOUT_S), "stop"])
+    command = _as_pg_owner(
+        [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(paths.pg_data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(STOP_TIMEOUT_S),
+            "stop",
+        ]
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=STOP_TIMEOUT_S + 10)
     if result.returncode != 0:
         raise StackError(f"pg_ctl stop failed:\n{result.stdout}{result.stderr}")
@@ -403,7 +487,10 @@ def status(settings: Settings) -> list[str]:
 
 def is_up(settings: Settings) -> bool:
     paths = Paths(settings.state_dir)
-    return _read_pid(paths.kafka_pid) is not None and _read_pid(paths.pg_data / "postmaster.pid") is not None
+    return (
+        _read_pid(paths.kafka_pid) is not None
+        and _read_pid(paths.pg_data / "postmaster.pid") is not None
+    )
 
 
 def reset(settings: Settings) -> list[str]:

@@ -1,0 +1,66 @@
+# sampan: `make demo` runs the venue on this machine; `make test` runs every check.
+# Both install what they need (system packages, .venv, the Kafka jars) and start the local
+# stack if it is not running; both are safe to run twice.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_BIN := /usr/lib/postgresql/15/bin
+
+.PHONY: all deps venv stack demo test lint typecheck unit integration bench clean stack-down
+
+all: test
+
+# System packages: Java 17+, Maven, PostgreSQL 15 server binaries. Installed from Debian when
+# missing (CI runs as root); never touched when present.
+deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	[ -x $(PG_BIN)/initdb ] || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+stack: deps venv
+	$(BIN)/sampan stack up
+	$(BIN)/sampan topics apply
+
+stack-down: venv
+	$(BIN)/sampan stack down
+
+demo: stack
+	$(BIN)/sampan demo
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q -m "not integration"
+
+integration: stack
+	$(BIN)/pytest tests/integration -q -m integration
+
+test: deps venv lint typecheck unit integration
+
+bench: stack
+	$(BIN)/sampan bench all
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,353 @@
+"""Exactly-once consume → handle → produce → commit, on confluent-kafka transactions.
+
+Guarantees, for an agent whose handler is a pure function of its state and input:
+- outputs and input offsets commit atomically; readers with read_committed see each output
+  exactly once, across crashes, SIGKILL and restarts (a restarted instance with the same
+  transactional id fences its predecessor and aborts its open transaction);
+- on an abortable error the transaction is aborted, the consumer rewinds to the committed
+  offsets and the agent is told to reset its state to match them;
+- an undecodable record, or one whose handler raised, goes to the source topic's dead-letter
+  topic (with topic, partition, offset and the error) in the same transaction; the agent goes on;
+- every batch, poll, retry and wait is bounded (see `AgentConfig`); SIGTERM and SIGINT finish
+  the current batch, commit it and leave the group.
+Limits: one transaction per batch, so latency is at least one commit round trip; the handler
+runs on the polling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from sampan import topics
+from sampan.config import Settings
+from sampan.schemas import SchemaError, registry
+from sampan.streams.metrics import AgentMetrics
+
+log = logging.getLogger(__name__)
+
+COMMIT_RETRIES_MAX = 5
+PRODUCE_RETRIES_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class InRecord:
+    """One decoded input record and its origin."""
+
+    topic: str  # the catalog name, without the deployment's prefix
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict[str, Any]
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to produce in the batch's transaction; `value` is already encoded."""
+
+    topic: str  # the catalog name
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+
+
+class Agent(Protocol):
+    """What the runtime needs of an agent. The handler methods must not do I/O."""
+
+    name: str  # consumer group; also the transactional id's stem
+    inputs: Mapping[str, str]  # catalog topic → Avro record name of its values
+
+    def handle(self, record: InRecord) -> Iterable[Output]: ...
+
+    def end_batch(self) -> Iterable[Output]: ...
+
+    def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Consumer) -> None: ...
+
+    def revoked(self, partitions: Sequence[tuple[str, int]]) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    instance_id: str = "0"
+    batch_size_max: int = 500
+    poll_timeout_s: float = 0.05
+    commit_timeout_s: float = 30.0
+    init_timeout_s: float = 60.0
+    transaction_timeout_ms: int = 60_000
+    session_timeout_ms: int = 10_000
+    linger_ms: int = 1
+    metrics_port: int = 0  # 0: no HTTP metrics endpoint
+    max_batches: int | None = None  # for tests and benchmarks: stop after this many batches
+    idle_exit_s: float | None = None  # for tests: stop after this long without input
+    extra_consumer: dict[str, object] = field(default_factory=dict)
+    extra_producer: dict[str, object] = field(default_factory=dict)
+
+
+class _Stop:
+    """Set by SIGTERM/SIGINT; checked between batches so a batch is never cut in half."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the current batch", signum)
+        self.requested = True
+
+
+def consumer_config(settings: Settings, group: str, config: AgentConfig) -> dict[str, object]:
+    return settings.kafka(
+        **{
+            "group.id": group,
+            # Static membership: a restarted instance takes its predecessor's partitions at once
+            # instead of waiting for the session timeout.
+            "group.instance.id": f"{group}-{config.instance_id}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": config.session_timeout_ms,
+            "max.poll.interval.ms": 300_000,
+            "partition.assignment.strategy": "range",
+            "fetch.wait.max.ms": 10,
+            "statistics.interval.ms": 5_000,
+            **config.extra_consumer,
+        }
+    )
+
+
+def producer_config(settings: Settings, group: str, config: AgentConfig) -> dict[str, object]:
+    return settings.kafka(
+        **{
+            "transactional.id": f"{group}-{config.instance_id}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "max.in.flight.requests.per.connection": 5,
+            "transaction.timeout.ms": config.transaction_timeout_ms,
+            "message.timeout.ms": config.transaction_timeout_ms,
+            "linger.ms": config.linger_ms,
+            "partitioner": "murmur2_random",  # the Java client's partitioner, so keys land alike
+            "queue.buffering.max.messages": 100_000,
+            **config.extra_producer,
+        }
+    )
+
+
+class AgentRunner:
+    """Drives one agent instance. Create, then `run()` until stopped."""
+
+    def __init__(self, agent: Agent, settings: Settings, config: AgentConfig) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.config = config
+        self.metrics = AgentMetrics(agent.name, config.metrics_port)
+        self.stop = _Stop()
+        self._unprefix = {settings.topic(name): name for name in agent.inputs}
+        # The group and transactional ids carry the topic prefix, so venues (or tests) that
+        # share a cluster under different prefixes never share a group or fence each other.
+        self.group = settings.topic(agent.name)
+        consumer_settings = consumer_config(settings, self.group, config)
+        consumer_settings["stats_cb"] = self.metrics.on_consumer_stats
+        self.consumer = Consumer(consumer_settings)
+        self.producer = Producer(producer_config(settings, self.group, config))
+        self.batches = 0
+
+    # -- rebalance ---------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        pairs = [(self._unprefix.get(p.topic, p.topic), p.partition) for p in partitions]
+        log.info("%s: assigned %s", self.agent.name, pairs)
+        self.agent.assigned(pairs, consumer)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        pairs = [(self._unprefix.get(p.topic, p.topic), p.partition) for p in partitions]
+        log.info("%s: revoked %s", self.agent.name, pairs)
+        self.agent.revoked(pairs)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        try:
+            self.producer.init_transactions(self.config.init_timeout_s)
+        except KafkaException as error:
+            log.error(
+                "%s: cannot initialise transactions within %.0f s: %s",
+                self.agent.name,
+                self.config.init_timeout_s,
+                error,
+            )
+            return 1
+        self.consumer.subscribe(
+            list(self._unprefix), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        idle_since = time.monotonic()
+        try:
+            while not self.stop.requested:
+                if self.config.max_batches is not None and self.batches >= self.config.max_batches:
+                    break
+                messages = self.consumer.consume(
+                    num_messages=self.config.batch_size_max, timeout=self.config.poll_timeout_s
+                )
+                if not messages:
+                    if (
+                        self.config.idle_exit_s is not None
+                        and time.monotonic() - idle_since > self.config.idle_exit_s
+                    ):
+                        break
+                    continue
+                idle_since = time.monotonic()
+                self._process(messages)
+        finally:
+            self.consumer.close()
+            self.producer.flush(self.config.commit_timeout_s)
+        return 0
+
+    def _process(self, messages: list[Any]) -> None:
+        started = time.perf_counter()
+        self.producer.begin_transaction()
+        inputs = 0
+        outputs = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("%s: consumer error %s", self.agent.name, error)
+                continue
+            inputs += 1
+            outputs += self._handle(message)
+        for output in self.agent.end_batch():
+            self._produce(output)
+            outputs += 1
+        if self._commit():
+            self.batches += 1
+            self.metrics.batch_done(inputs, outputs, time.perf_counter() - started)
+
+    def _handle(self, message: Any) -> int:
+        topic = self._unprefix[message.topic()]
+        try:
+            value = registry().decode(self.agent.inputs[topic], message.value() or b"")
+        except SchemaError as error:
+            self._dead_letter(message, topic, f"undecodable: {error}")
+            return 1
+        record = InRecord(
+            topic,
+            message.partition(),
+            message.offset(),
+            message.key(),
+            value,
+            message.timestamp()[1],
+        )
+        try:
+            produced = 0
+            for output in self.agent.handle(record):
+                self._produce(output)
+                produced += 1
+        except Exception as error:  # a bad record must not stop the venue: dead-letter it
+            log.exception(
+                "%s: handler failed on %s[%d]@%d",
+                self.agent.name,
+                topic,
+                record.partition,
+                record.offset,
+            )
+            self._dead_letter(message, topic, f"handler failed: {error!r}")
+            return 1
+        return produced
+
+    def _dead_letter(self, message: Any, topic: str, reason: str) -> None:
+        self.metrics.dead_letters.inc()
+        letter = {
+            "source_topic": message.topic(),
+            "source_partition": message.partition(),
+            "source_offset": message.offset(),
+            "key": message.key(),
+            "value": message.value(),
+            "error": reason[:4000],
+            "agent": self.agent.name,
+            "ts_ns": time.time_ns(),
+        }
+        self._produce(
+            Output(
+                topics.dead_letter_of(topic), message.key(), registry().encode("DeadLetter", letter)
+            )
+        )
+
+    def _produce(self, output: Output) -> None:
+        name = self.settings.topic(output.topic)
+        for _ in range(PRODUCE_RETRIES_MAX):
+            try:
+                if output.partition is None:
+                    self.producer.produce(name, output.value, output.key)
+                else:
+                    self.producer.produce(
+                        name, output.value, output.key, partition=output.partition
+                    )
+                return
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                self.producer.poll(0.05)
+        raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, f"producer queue full for {name}"))
+
+    def _commit(self) -> bool:
+        """Commit outputs and offsets; on an abortable error abort and rewind. True if committed."""
+        positions = [
+            tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
+        ]
+        for attempt in range(COMMIT_RETRIES_MAX):
+            try:
+                self.producer.send_offsets_to_transaction(
+                    positions, self.consumer.consumer_group_metadata(), self.config.commit_timeout_s
+                )
+                self.producer.commit_transaction(self.config.commit_timeout_s)
+                return True
+            except KafkaException as exception:
+                error = exception.args[0]
+                if error.retriable() and attempt + 1 < COMMIT_RETRIES_MAX:
+                    log.warning(
+                        "%s: commit retriable error (attempt %d): %s",
+                        self.agent.name,
+                        attempt + 1,
+                        error,
+                    )
+                    continue
+                if error.txn_requires_abort():
+                    log.warning("%s: aborting transaction: %s", self.agent.name, error)
+                    self.producer.abort_transaction(self.config.commit_timeout_s)
+                    self._rewind()
+                    return False
+                raise
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset; reset the agent."""
+        self.metrics.aborts.inc()
+        assignment = self.consumer.assignment()
+        committed = self.consumer.committed(assignment, timeout=self.config.commit_timeout_s)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self.agent.reset()
+
+
+def run_agent(agent: Agent, settings: Settings, config: AgentConfig | None = None) -> int:
+    """Run `agent` until SIGTERM/SIGINT (or the config's test limits); the exit status."""
+    return AgentRunner(agent, settings, config or AgentConfig()).run()
