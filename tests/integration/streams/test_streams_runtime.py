@@ -151,6 +151,12 @@ def test_topics_apply_reports_drift_without_changing_it(env_settings: Settings) 
     resource = ConfigResource(ResourceType.TOPIC, env_settings.topic("md.trades"), incremental_configs=[entry])
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
+    # The broker applies a config change asynchronously; wait until it shows.
+    deadline = time.monotonic() + 15
+    described = ConfigResource(ResourceType.TOPIC, env_settings.topic("md.trades"))
+    while admin.describe_configs([described])[described].result(timeout=10)["retention.ms"].value != "1000":
+        assert time.monotonic() < deadline, "the broker never showed the altered retention.ms"
+        time.sleep(0.2)
     result = topics_cli.apply(env_settings)
     assert result.created == []
     assert any("md.trades: retention.ms=1000" in line for line in result.drift), result.drift
