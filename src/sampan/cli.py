@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.stack_cli",
     "sampan.topics_cli",
     "sampan.demo",
+    "sampan.bench",
 )
 
 
