@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -46,7 +47,7 @@ def ledger_schema() -> str:
     return checked_schema(os.environ.get("SAMPAN_LEDGER_SCHEMA") or DEFAULT_SCHEMA)
 
 
-def connect(settings: Settings, schema: str) -> psycopg.Connection[tuple[object, ...]]:
+def connect(settings: Settings, schema: str) -> psycopg.Connection[tuple[Any, ...]]:
     """A new connection (not autocommit) with `schema` first on the search path."""
     return psycopg.connect(
         settings.database_url,
@@ -66,7 +67,10 @@ def is_connection_error(error: BaseException) -> bool:
 
 
 def wait_backoff(
-    what: str, attempt: int, error: BaseException, deadline: float,
+    what: str,
+    attempt: int,
+    error: BaseException,
+    deadline: float,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> bool:
     """Sleep before reconnect attempt `attempt`; False when the deadline passed or a stop was
@@ -77,8 +81,12 @@ def wait_backoff(
         return False
     log.warning(
         "waiting for PostgreSQL (%s): attempt %d failed: %s; retrying in %.1f s, giving up in "
-        "%.0f s", what, attempt + 1, str(error).strip().splitlines()[0] if str(error) else error,
-        delay_s, remaining_s,
+        "%.0f s",
+        what,
+        attempt + 1,
+        str(error).strip().splitlines()[0] if str(error) else error,
+        delay_s,
+        remaining_s,
     )
     end = time.monotonic() + min(delay_s, remaining_s)
     while time.monotonic() < end:
@@ -89,9 +97,11 @@ def wait_backoff(
 
 
 def connect_waiting(
-    settings: Settings, schema: str, wait_max_s: float = DB_WAIT_MAX_S,
+    settings: Settings,
+    schema: str,
+    wait_max_s: float = DB_WAIT_MAX_S,
     should_stop: Callable[[], bool] = lambda: False,
-) -> psycopg.Connection[tuple[object, ...]]:
+) -> psycopg.Connection[tuple[Any, ...]]:
     """Connect, waiting up to `wait_max_s` for a server that is down or starting."""
     deadline = time.monotonic() + wait_max_s
     attempt = 0
@@ -126,9 +136,7 @@ def migrate(settings: Settings, schema: str) -> str:
             config.attributes["connection"] = connection
             config.attributes["schema"] = schema
             command.upgrade(config, "head")
-            context = MigrationContext.configure(
-                connection, opts={"version_table_schema": schema}
-            )
+            context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
             revision = context.get_current_revision()
     finally:
         engine.dispose()
@@ -137,4 +145,4 @@ def migrate(settings: Settings, schema: str) -> str:
 
 def drop_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{checked_schema(schema)}" CASCADE')  # type: ignore[arg-type]
+        conn.execute(f'DROP SCHEMA IF EXISTS "{checked_schema(schema)}" CASCADE')

@@ -38,8 +38,14 @@ def fill_digest(record: Mapping[str, Any]) -> bytes:
 
 
 def dead_letter_record(
-    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-    error: str, agent: str, ts_ns: int,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    error: str,
+    agent: str,
+    ts_ns: int,
 ) -> dict[str, Any]:
     return {
         "source_topic": topic,

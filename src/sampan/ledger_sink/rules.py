@@ -66,9 +66,9 @@ class ChargeRule:
     min_cents: int = 0
 
 
-def default_schedule(commission_rate_e7: int = 2_500, commission_min_cents: int = 5_000) -> (
-    tuple[ChargeRule, ...]
-):
+def default_schedule(
+    commission_rate_e7: int = 2_500, commission_min_cents: int = 5_000
+) -> tuple[ChargeRule, ...]:
     """HKEX's statutory charges (reference/hkex.md) plus a broker commission (default 0.025%,
     minimum HK$50, both configurable)."""
     return (
@@ -77,7 +77,10 @@ def default_schedule(commission_rate_e7: int = 2_500, commission_min_cents: int 
         ChargeRule(Reason.SFC_LEVY, "FEE.SFC", 270, Rounding.NEAREST_CENT),
         ChargeRule(Reason.AFRC_LEVY, "FEE.AFRC", 15, Rounding.NEAREST_CENT),
         ChargeRule(
-            Reason.COMMISSION, "FEE.COMMISSION", commission_rate_e7, Rounding.NEAREST_CENT,
+            Reason.COMMISSION,
+            "FEE.COMMISSION",
+            commission_rate_e7,
+            Rounding.NEAREST_CENT,
             commission_min_cents,
         ),
     )
@@ -172,14 +175,30 @@ def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, .
     transfers: list[Transfer] = []
     cash_cents = round_half_even(consideration_e3, E3_PER_CENT)
     if cash_cents:
-        transfers.append(Transfer(
-            f"{ref}:cash", fill.buy_account, fill.sell_account, CASH_ASSET, cash_cents,
-            Reason.CONSIDERATION, ref, fill.ts_ns,
-        ))
-    transfers.append(Transfer(
-        f"{ref}:shares", fill.sell_account, fill.buy_account, str(fill.security), fill.qty,
-        Reason.DELIVERY, ref, fill.ts_ns,
-    ))
+        transfers.append(
+            Transfer(
+                f"{ref}:cash",
+                fill.buy_account,
+                fill.sell_account,
+                CASH_ASSET,
+                cash_cents,
+                Reason.CONSIDERATION,
+                ref,
+                fill.ts_ns,
+            )
+        )
+    transfers.append(
+        Transfer(
+            f"{ref}:shares",
+            fill.sell_account,
+            fill.buy_account,
+            str(fill.security),
+            fill.qty,
+            Reason.DELIVERY,
+            ref,
+            fill.ts_ns,
+        )
+    )
     for side, account, member in (
         ("buy", fill.buy_account, fill.buy_member),
         ("sell", fill.sell_account, fill.sell_member),
@@ -189,10 +208,18 @@ def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, .
         for rule in schedule:
             amount = charge_cents(rule, consideration_e3)
             if amount:
-                transfers.append(Transfer(
-                    f"{ref}:{side}.{rule.reason.value}", account, rule.account, CASH_ASSET,
-                    amount, rule.reason, ref, fill.ts_ns,
-                ))
+                transfers.append(
+                    Transfer(
+                        f"{ref}:{side}.{rule.reason.value}",
+                        account,
+                        rule.account,
+                        CASH_ASSET,
+                        amount,
+                        rule.reason,
+                        ref,
+                        fill.ts_ns,
+                    )
+                )
     return tuple(transfers)
 
 

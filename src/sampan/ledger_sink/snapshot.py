@@ -62,13 +62,13 @@ class AccountSnapshot:
     ts_ns: int
 
 
-def snapshot(state: AccountState, last_prices_e3: Mapping[int, int], ts_ns: int) -> (
-    AccountSnapshot
-):
+def snapshot(state: AccountState, last_prices_e3: Mapping[int, int], ts_ns: int) -> AccountSnapshot:
     """The snapshot of one account; a security without a last price is valued at zero."""
     positions = tuple(
         HeldPosition(
-            security, qty, last_prices_e3.get(security, 0),
+            security,
+            qty,
+            last_prices_e3.get(security, 0),
             round_half_even(qty * last_prices_e3.get(security, 0), E3_PER_CENT),
         )
         for security, qty in sorted(state.holdings)
@@ -106,8 +106,12 @@ def to_record(snap: AccountSnapshot) -> dict[str, Any]:
         "cut_loss_equity_cents": snap.cut_loss_equity_cents,
         "cut_loss_breached": snap.cut_loss_breached,
         "positions": [
-            {"security": p.security, "qty": p.qty, "last_e3": p.last_e3,
-             "value_cents": p.value_cents}
+            {
+                "security": p.security,
+                "qty": p.qty,
+                "last_e3": p.last_e3,
+                "value_cents": p.value_cents,
+            }
             for p in snap.positions
         ],
         "ts_ns": snap.ts_ns,

@@ -164,8 +164,17 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "consumer_offsets", "holds", "last_prices", "positions", "balances", "transfers",
-        "fills", "instruments", "accounts", "users", "members",
+        "consumer_offsets",
+        "holds",
+        "last_prices",
+        "positions",
+        "balances",
+        "transfers",
+        "fills",
+        "instruments",
+        "accounts",
+        "users",
+        "members",
     ):
         op.drop_table(table)
     op.execute("DROP FUNCTION check_balanced(); DROP FUNCTION refuse_change();")

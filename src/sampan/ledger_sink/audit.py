@@ -1,0 +1,250 @@
+"""`sampan ledger verify` and `sampan ledger rebuild`: the ledger's audit.
+
+verify checks, inside one repeatable-read snapshot of the ledger:
+  1. every asset's balances sum to zero (debits = credits per asset);
+  2. every balance equals the credits less the debits of its journal;
+  3. no forbidden negative balance: a charge account never goes negative nor holds shares,
+     a member account without `allow_short` never holds negative shares;
+  4. every member position's quantity equals its share balance;
+  5. every account in the journal exists, and every posted fill has its delivery transfer.
+
+rebuild replays `fills` from the beginning into a scratch schema with the sink's own code, up
+to the offsets the live ledger has stored (so both saw the same records), and compares the
+journal, fills, balances, positions, last prices and offsets. Positions compare quantity and
+`cost_e3 - realised_pnl_e3` (the net amount paid), which do not depend on the order fills of
+different partitions reach a sink; the split between cost and realised P&L does (see
+positions.py), so it is not compared.
+
+Both print progress on stderr and return a list of problems; empty means all is well.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from itertools import zip_longest
+from typing import Any
+
+from sampan.config import Settings
+from sampan.ledger_sink import db
+from sampan.ledger_sink.rules import CASH_ASSET
+from sampan.ledger_sink.sink import LedgerSink, SinkOptions, SinkStats
+from sampan.ledger_sink.store import Conn
+
+PROBLEMS_SHOWN_MAX = 10
+PROGRESS_EVERY_S = 2.0
+STREAM_ROWS = 10_000  # rows fetched per round trip when comparing
+PROGRESS_ROWS = 200_000
+
+Progress = Callable[[str], None]
+
+
+def print_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+_CHECKS: tuple[tuple[str, str], ...] = (
+    (
+        "balances sum to zero per asset",
+        "SELECT 'asset ' || asset || ' balances sum to ' || sum(balance) FROM balances "
+        "GROUP BY asset HAVING sum(balance) <> 0 ORDER BY asset",
+    ),
+    (
+        "every balance equals its journal",
+        "WITH j AS (SELECT account, asset, sum(delta) AS total FROM ("
+        " SELECT credit_account AS account, asset, amount AS delta FROM transfers"
+        " UNION ALL SELECT debit_account, asset, -amount FROM transfers) x"
+        " GROUP BY account, asset) "
+        "SELECT format('balance %s/%s is %s but its journal sums to %s', "
+        " coalesce(j.account, b.account), coalesce(j.asset, b.asset), "
+        " coalesce(b.balance, 0), coalesce(j.total, 0)) "
+        "FROM j FULL JOIN balances b ON b.account = j.account AND b.asset = j.asset "
+        "WHERE coalesce(j.total, 0) <> coalesce(b.balance, 0) "
+        "ORDER BY coalesce(j.account, b.account), coalesce(j.asset, b.asset)",
+    ),
+    (
+        "no forbidden negative balance",
+        "SELECT format('%s account %s has %s %s', a.kind, a.account, b.balance, b.asset) "
+        "FROM balances b JOIN accounts a USING (account) "
+        "WHERE (a.kind = 'charge' AND (b.balance < 0 OR (b.asset <> %(cash)s AND b.balance <> 0)))"
+        " OR (a.kind = 'member' AND NOT a.allow_short AND b.asset <> %(cash)s AND b.balance < 0)"
+        " ORDER BY a.account, b.asset",
+    ),
+    (
+        "positions equal share balances",
+        "SELECT format('position %s/%s is %s shares but the balance is %s', "
+        " coalesce(p.account, b.account), coalesce(p.security::text, b.asset), "
+        " coalesce(p.qty, 0), coalesce(b.balance, 0)) "
+        "FROM (SELECT * FROM positions WHERE qty <> 0) p FULL JOIN "
+        " (SELECT b.* FROM balances b JOIN accounts a USING (account) "
+        "  WHERE a.kind = 'member' AND b.asset <> %(cash)s AND b.balance <> 0) b "
+        " ON b.account = p.account AND b.asset = p.security::text "
+        "WHERE coalesce(p.qty, 0) <> coalesce(b.balance, 0) ORDER BY 1",
+    ),
+    (
+        "journal accounts exist and fills are delivered",
+        "SELECT 'journal account ' || x.account || ' is not in accounts' FROM ("
+        " SELECT DISTINCT debit_account AS account FROM transfers"
+        " UNION SELECT DISTINCT credit_account FROM transfers) x "
+        "LEFT JOIN accounts a USING (account) WHERE a.account IS NULL "
+        "UNION ALL SELECT 'fill ' || f.fill_ref || ' has no delivery transfer' FROM fills f "
+        "WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = f.fill_ref || ':shares')",
+    ),
+)
+
+
+def verify(settings: Settings, schema: str, progress: Progress = print_progress) -> list[str]:
+    problems: list[str] = []
+    with db.connect(settings, schema) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        transfers, balances = conn.execute(
+            "SELECT (SELECT count(*) FROM transfers), (SELECT count(*) FROM balances)"
+        ).fetchone() or (0, 0)
+        progress(f"verify {schema}: {transfers} transfers, {balances} balances")
+        for number, (title, sql) in enumerate(_CHECKS, start=1):
+            started = time.monotonic()
+            found = [str(r[0]) for r in conn.execute(sql, {"cash": CASH_ASSET}).fetchall()]
+            elapsed_s = time.monotonic() - started
+            status = "ok" if not found else f"{len(found)} problem(s)"
+            progress(f"  [{number}/{len(_CHECKS)}] {title}: {status} ({elapsed_s:.2f} s)")
+            problems.extend(found[:PROBLEMS_SHOWN_MAX])
+        conn.rollback()
+    return problems
+
+
+# -- rebuild ------------------------------------------------------------------------------
+
+_COMPARED: tuple[tuple[str, str, str], ...] = (
+    # table, compared columns (all but timestamps of posting), order
+    (
+        "transfers",
+        "id, debit_account, credit_account, asset, amount, reason, fill_ref, ts_event_ns",
+        "id",
+    ),
+    ("fills", "fill_ref, digest, security, price_e3, qty, ts_event_ns", "fill_ref"),
+    ("balances", "account, asset, balance", "account, asset"),
+    (
+        "positions",
+        "account, security, qty, cost_e3 - realised_pnl_e3 AS net_paid_e3",
+        "account, security",
+    ),
+    ("last_prices", "security, price_e3, ts_event_ns, fill_ref", "security"),
+    ("accounts", "account, member, kind", "account"),
+    ("consumer_offsets", "topic, partition, next_offset", "topic, partition"),
+)
+
+
+def _rows(
+    conn: Conn, schema: str, table: str, columns: str, order: str
+) -> Iterator[tuple[Any, ...]]:
+    """Stream a table in key order through a server-side cursor (bounded memory)."""
+    with conn.cursor(name=f"compare_{table}") as cur:
+        cur.itersize = STREAM_ROWS
+        cur.execute(f'SELECT {columns} FROM "{schema}".{table} ORDER BY {order}')  # noqa: S608
+        yield from cur
+
+
+def _first_difference(
+    live: Conn,
+    live_schema: str,
+    scratch: Conn,
+    scratch_schema: str,
+    progress: Progress,
+) -> str | None:
+    """Compare table by table, row by row, in key order; the first difference or None."""
+    for table, columns, order in _COMPARED:
+        compared = 0
+        pairs = zip_longest(
+            _rows(live, live_schema, table, columns, order),
+            _rows(scratch, scratch_schema, table, columns, order),
+        )
+        for live_row, scratch_row in pairs:
+            if live_row != scratch_row:
+                return (
+                    f"{table}: row {compared + 1} in key order differs: live "
+                    f"{live_row} vs rebuild {scratch_row}"
+                )
+            compared += 1
+            if compared % PROGRESS_ROWS == 0:
+                progress(f"  compared {compared} rows of {table}")
+        progress(f"  {table}: {compared} rows identical")
+    return None
+
+
+def rebuild(
+    settings: Settings,
+    live_schema: str,
+    scratch_schema: str,
+    group_id: str,
+    batch_max: int,
+    keep: bool = False,
+    progress: Progress = print_progress,
+) -> list[str]:
+    """Replay `fills` into `scratch_schema` and compare it with `live_schema`.
+
+    The live side is read in one repeatable-read snapshot taken before the replay, so a sink
+    that keeps posting meanwhile does not disturb the comparison."""
+    assert live_schema != scratch_schema, "the scratch schema must differ from the live one"
+    topic = settings.topic("fills")
+    db.drop_schema(settings, scratch_schema)
+    db.migrate(settings, scratch_schema)
+    try:
+        with db.connect(settings, live_schema) as live:
+            live.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            rows = live.execute(
+                "SELECT partition, next_offset FROM consumer_offsets "
+                "WHERE group_id = %s AND topic = %s",
+                (group_id, topic),
+            ).fetchall()
+            live_offsets = {int(p): int(o) for p, o in rows}
+            _replay(settings, scratch_schema, group_id, batch_max, live_offsets, progress)
+            with db.connect(settings, scratch_schema) as scratch:
+                difference = _first_difference(live, live_schema, scratch, scratch_schema, progress)
+            live.rollback()
+    finally:
+        if not keep:
+            db.drop_schema(settings, scratch_schema)
+    return [difference] if difference else []
+
+
+def _replay(
+    settings: Settings,
+    schema: str,
+    group_id: str,
+    batch_max: int,
+    live_offsets: dict[int, int],
+    progress: Progress,
+) -> None:
+    total = sum(live_offsets.values())
+    progress(
+        f"rebuild: replaying {settings.topic('fills')} up to offsets "
+        f"{live_offsets or '{}'} ({total} records) into schema {schema}"
+    )
+    started = last = time.monotonic()
+
+    def on_batch(stats: SinkStats) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_EVERY_S:
+            last = time.monotonic()
+            done = stats.posted + stats.replayed + stats.rejected
+            progress(f"  {done}/{total} records, {stats.posted} fills posted")
+
+    sink = LedgerSink(
+        settings,
+        SinkOptions(
+            schema=schema,
+            group_id=group_id,
+            batch_max=batch_max,
+            publish=False,
+            stop_at=dict(live_offsets),
+        ),
+        on_batch=on_batch,
+    )
+    if live_offsets:
+        sink.run()
+    stats = sink.stats
+    progress(
+        f"  replayed {stats.posted} fills ({stats.replayed} replays, {stats.rejected} "
+        f"rejected) in {time.monotonic() - started:.1f} s; comparing"
+    )

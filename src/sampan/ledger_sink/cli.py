@@ -1,0 +1,198 @@
+"""`sampan ledger-sink` and `sampan ledger migrate | verify | rebuild`.
+
+Settings beyond config.py's, all from the environment so the sink and `rebuild` post with the
+same rules:
+
+| variable | default | meaning |
+|---|---|---|
+| SAMPAN_LEDGER_SCHEMA | ledger | PostgreSQL schema of the ledger |
+| SAMPAN_LEDGER_COMMISSION_E7 | 2500 | commission rate in parts per 10^7 (2500 = 0.025%) |
+| SAMPAN_LEDGER_COMMISSION_MIN_CENTS | 5000 | minimum commission per side (HK$50) |
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from sampan.config import settings
+from sampan.errors import ConfigError
+from sampan.ledger_sink import db
+from sampan.ledger_sink.rules import ChargeRule, default_schedule
+
+DEFAULT_GROUP = "ledger_sink"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise ConfigError(f"{name}={value} must not be negative")
+    return value
+
+
+def schedule_from_env() -> tuple[ChargeRule, ...]:
+    return default_schedule(
+        commission_rate_e7=_env_int("SAMPAN_LEDGER_COMMISSION_E7", 2_500),
+        commission_min_cents=_env_int("SAMPAN_LEDGER_COMMISSION_MIN_CENTS", 5_000),
+    )
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _schema(args: argparse.Namespace) -> str:
+    return db.checked_schema(args.schema) if args.schema else db.ledger_schema()
+
+
+def run_sink(args: argparse.Namespace) -> int:
+    from sampan.ledger_sink.sink import LedgerSink, SinkOptions
+
+    _logging()
+    current = settings()
+    schema = _schema(args)
+    if not args.no_migrate:
+        db.connect_waiting(current, "public", args.db_wait_max_s).close()
+        db.migrate(current, schema)
+    sink = LedgerSink(
+        current,
+        SinkOptions(
+            schema=schema,
+            group_id=args.group,
+            batch_max=args.batch_max,
+            db_wait_max_s=args.db_wait_max_s,
+            schedule=schedule_from_env(),
+        ),
+    )
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping after the batch in hand", signum)
+        sink.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return sink.run()
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    _logging()
+    schema = _schema(args)
+    print(f"ledger schema {schema} at revision {db.migrate(settings(), schema)}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from sampan.ledger_sink.audit import verify
+
+    problems = verify(settings(), _schema(args))
+    for problem in problems:
+        print(f"DIFFERENCE {problem}")
+    print("ledger verified: balanced" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    from sampan.ledger_sink.audit import rebuild
+
+    _logging()
+    logging.getLogger("sampan.ledger_sink").setLevel(logging.WARNING)
+    live = _schema(args)
+    scratch = db.checked_schema(args.scratch_schema or f"{live}_rebuild")
+    differences = rebuild(
+        settings(),
+        live,
+        scratch,
+        args.group,
+        args.batch_max,
+        keep=args.keep,
+    )
+    if differences:
+        print(f"first difference: {differences[0]}")
+        return 1
+    print("identical")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--schema", help="ledger schema (default: SAMPAN_LEDGER_SCHEMA or ledger)")
+
+
+def register(subparsers: Any) -> None:
+    sink = subparsers.add_parser(
+        "ledger-sink",
+        help="post fills to the PostgreSQL ledger, publish ledger.balances",
+    )
+    _common(sink)
+    sink.add_argument("--group", default=DEFAULT_GROUP, help="consumer group (default %(default)s)")
+    sink.add_argument(
+        "--batch-max",
+        type=int,
+        default=2_000,
+        help="records per poll and per transaction (default %(default)s)",
+    )
+    sink.add_argument(
+        "--db-wait-max-s",
+        type=float,
+        default=db.DB_WAIT_MAX_S,
+        help="how long to wait for PostgreSQL before exiting (default %(default)s)",
+    )
+    sink.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    sink.set_defaults(handler=run_sink)
+
+    ledger = subparsers.add_parser("ledger", help="ledger administration and audit")
+    actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
+    migrate = actions.add_parser("migrate", help="create or upgrade the ledger schema")
+    _common(migrate)
+    migrate.set_defaults(handler=run_migrate)
+    check = actions.add_parser(
+        "verify",
+        help="debits = credits per asset, balances = journal, no forbidden negative",
+    )
+    _common(check)
+    check.set_defaults(handler=run_verify)
+    replay = actions.add_parser(
+        "rebuild",
+        help="replay fills into a scratch schema and compare with the live ledger",
+    )
+    _common(replay)
+    replay.add_argument("--scratch-schema", help="scratch schema (default <schema>_rebuild)")
+    replay.add_argument(
+        "--group",
+        default=DEFAULT_GROUP,
+        help="the live sink's consumer group (default %(default)s)",
+    )
+    replay.add_argument("--batch-max", type=int, default=2_000)
+    replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
+    replay.set_defaults(handler=run_rebuild)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands without the top-level `sampan` (python -m sampan.ledger_sink.cli)."""
+    from sampan.errors import SampanError
+
+    parser = argparse.ArgumentParser(prog="sampan")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except SampanError as error:
+        print(f"sampan {args.command}: {error}", file=sys.stderr)
+        return 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""`sampan ledger-sink`: consume `fills`, post each exactly once, publish `ledger.balances`.
+
+Guarantees:
+- exactly once into PostgreSQL: offsets are stored in the same transaction as the rows
+  (`store.post_batch`), and on start and on every partition assignment the consumer seeks to
+  the stored offsets; Kafka's committed offsets are written too, after the database commit,
+  for lag monitoring only and never read;
+- bounded: at most `batch_max` records per poll and per transaction;
+- PostgreSQL down or restarting: the batch in hand is retried on a new connection with
+  bounded backoff, logging what it waits for, for at most `db_wait_max_s`, then the process
+  exits non-zero (a supervisor restarts it; nothing is lost because nothing was committed);
+- SIGTERM/SIGINT (`stop()`): the batch in hand finishes or is abandoned uncommitted, then the
+  consumer leaves its group and the producer flushes; exit status 0;
+- dead letters (undecodable, invalid or conflicting fills) are acknowledged by Kafka before
+  the batch commits: at least once, never lost.
+Snapshots on `ledger.balances` are published after each commit for the accounts the batch
+touched, and for every member account at start; a snapshot lost to a crash is replaced by
+the next one (the topic is compacted and a snapshot is the full state, not a delta).
+
+Limits: fills of one account can arrive on different partitions (the key is the aggressor's
+account), so the order in which a passive side's fills are applied is the consumption order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from sampan import topics
+from sampan.config import Settings
+from sampan.errors import SampanError
+from sampan.ledger_sink import db, reads
+from sampan.ledger_sink.records import dead_letter_record, fill_digest, fill_from_record
+from sampan.ledger_sink.rules import ChargeRule, InvalidFill, default_schedule, post_fill
+from sampan.ledger_sink.snapshot import snapshot, to_record
+from sampan.ledger_sink.store import BatchResult, Conn, Item, Rejected, Source, post_batch
+from sampan.schemas import SchemaError, registry
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_DEFAULT = 2_000
+POLL_TIMEOUT_S = 0.5
+CONFLICT_RETRIES_MAX = 5  # a concurrent sink inserted the same fill; retrying sees it
+DELIVERY_TIMEOUT_S = 30.0
+PROGRESS_EVERY_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
+
+
+class SinkError(SampanError):
+    """The sink cannot go on (dead letters not acknowledged, database gone for too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    schema: str
+    group_id: str = "ledger_sink"
+    batch_max: int = BATCH_MAX_DEFAULT
+    poll_timeout_s: float = POLL_TIMEOUT_S
+    db_wait_max_s: float = db.DB_WAIT_MAX_S
+    schedule: tuple[ChargeRule, ...] = field(default_factory=default_schedule)
+    publish: bool = True  # snapshots and dead letters; rebuild and bench turn it off
+    # Replay mode (rebuild, bench): assign every partition instead of joining the group, and
+    # stop once each partition's next offset reaches this (exclusive end offsets).
+    stop_at: dict[int, int] | None = None
+
+
+@dataclass(slots=True)
+class SinkStats:
+    posted: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    transfers: int = 0
+    batches: int = 0
+    commit_ms: list[float] = field(default_factory=list)
+    first_record_at: float = 0.0  # time.monotonic() of the first record received
+    last_commit_at: float = 0.0
+
+
+def make_item(
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    schedule: tuple[ChargeRule, ...],
+) -> Item:
+    """Decode one record and post it in memory; a failure becomes an item carrying the error."""
+    if value is None:
+        return Item(partition, offset, key, value, None, b"", (), "record has no value")
+    try:
+        record = registry().decode("Fill", value)
+        fill = fill_from_record(record)
+        transfers = post_fill(fill, schedule)
+    except (SchemaError, InvalidFill, KeyError, TypeError) as error:
+        return Item(
+            partition, offset, key, value, None, b"", (), f"{type(error).__name__}: {error}"
+        )
+    return Item(partition, offset, key, value, fill, fill_digest(record), transfers, "")
+
+
+class LedgerSink:
+    def __init__(
+        self,
+        settings: Settings,
+        options: SinkOptions,
+        on_batch: Callable[[SinkStats], None] | None = None,
+    ) -> None:
+        from confluent_kafka import Producer
+
+        self.settings = settings
+        self.options = options
+        self.topic = settings.topic("fills")
+        self.dlq_topic = settings.topic(topics.dead_letter_of("fills"))
+        self.balances_topic = settings.topic("ledger.balances")
+        self.source = Source(options.group_id, self.topic)
+        self.stats = SinkStats()
+        self._on_batch = on_batch
+        self._stopping = False
+        self._conn: Conn | None = None
+        self._known_accounts: set[str] = set()
+        self._pending_snapshots: set[str] = set()
+        self._done: set[int] = set()
+        self._delivery_errors: list[str] = []
+        self._producer = (
+            Producer(
+                settings.kafka(
+                    **{
+                        "enable.idempotence": True,
+                        "acks": "all",
+                        "linger.ms": 5,
+                        "compression.type": "lz4",
+                    }
+                )
+            )
+            if options.publish
+            else None
+        )
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    # -- database -------------------------------------------------------------------------
+
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            # No waiting here: a refused connection is an OperationalError, and the caller's
+            # retry loop owns the backoff and its deadline.
+            self._conn = db.connect(self.settings, self.options.schema)
+            log.info("connected to PostgreSQL, schema %s", self.options.schema)
+        return self._conn
+
+    def _with_db_retry(self, what: str, action: Any) -> Any:
+        """Run `action(conn)`; on a lost server reconnect and run it again, with backoff."""
+        deadline = time.monotonic() + self.options.db_wait_max_s
+        attempt = conflicts = 0
+        while True:
+            try:
+                return action(self._connection())
+            except psycopg.errors.UniqueViolation:
+                conflicts += 1
+                if conflicts > CONFLICT_RETRIES_MAX:
+                    raise
+                log.warning("%s: a concurrent writer posted the same fill; retrying", what)
+            except psycopg.Error as error:
+                if not db.is_connection_error(error):
+                    raise
+                if self._conn is not None:
+                    self._conn.close()
+                if not db.wait_backoff(what, attempt, error, deadline, lambda: self._stopping):
+                    if self._stopping:
+                        return None
+                    raise SinkError(
+                        f"PostgreSQL unavailable for {self.options.db_wait_max_s:.0f} s: {error}"
+                    ) from None
+                attempt += 1
+
+    # -- Kafka ----------------------------------------------------------------------------
+
+    def _consumer(self) -> Any:
+        from confluent_kafka import Consumer
+
+        return Consumer(
+            self.settings.kafka(
+                **{
+                    "group.id": self.options.group_id,
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "auto.offset.reset": "earliest",
+                    "partition.assignment.strategy": "range",
+                    # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
+                    "max.poll.interval.ms": int(max(300.0, self.options.db_wait_max_s + 60) * 1000),
+                    "session.timeout.ms": 30_000,
+                    "fetch.min.bytes": 1,
+                    "fetch.wait.max.ms": 100,
+                    "queued.max.messages.kbytes": 65_536,
+                }
+            )
+        )
+
+    def _seek_to_stored(self, consumer: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
+        stored: dict[int, int] | None = self._with_db_retry(
+            "read stored offsets", lambda conn: reads.stored_offsets(conn, self.source)
+        )
+        if stored is None:  # stopping while PostgreSQL was down: read nothing
+            return
+        for tp in partitions:
+            tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
+        log.info("assigned %s", ", ".join(f"{tp.partition}@{tp.offset}" for tp in partitions))
+        consumer.assign(partitions)
+
+    def _start_consumer(self) -> Any:
+        from confluent_kafka import TopicPartition
+
+        consumer = self._consumer()
+        if self.options.stop_at is None:
+            consumer.subscribe(
+                [self.topic],
+                on_assign=self._seek_to_stored,
+                on_revoke=lambda c, _parts: c.unassign(),
+            )
+        else:
+            self._done = {p for p, end in self.options.stop_at.items() if end <= 0}
+            self._seek_to_stored(
+                consumer, [TopicPartition(self.topic, p) for p in sorted(self.options.stop_at)]
+            )
+        return consumer
+
+    def _publish_dead_letters(self, rejected: Sequence[Rejected]) -> None:
+        self.stats.rejected += len(rejected)
+        if self._producer is None:
+            return
+        now_ns = time.time_ns()
+        for r in rejected:
+            log.warning("dead-lettering %s[%d]@%d: %s", self.topic, r.partition, r.offset, r.error)
+            value = registry().encode(
+                "DeadLetter",
+                dead_letter_record(
+                    self.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    r.error,
+                    self.options.group_id,
+                    now_ns,
+                ),
+            )
+            self._producer.produce(
+                self.dlq_topic, value=value, key=r.key, on_delivery=self._on_delivery
+            )
+        remaining = self._producer.flush(DELIVERY_TIMEOUT_S)
+        if remaining or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise SinkError(f"dead letters not acknowledged in {DELIVERY_TIMEOUT_S} s: {errors}")
+
+    def _on_delivery(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self._delivery_errors.append(str(error))
+
+    def _publish_snapshots(self) -> None:
+        if self._producer is None or not self._pending_snapshots:
+            return
+        accounts = sorted(self._pending_snapshots)[: reads.ACCOUNTS_PER_READ_MAX]
+        try:
+            states, prices = reads.account_states(self._connection(), accounts)
+        except psycopg.Error as error:
+            log.warning("snapshots postponed (%d accounts): %s", len(accounts), error)
+            if self._conn is not None and db.is_connection_error(error):
+                self._conn.close()
+            return
+        now_ns = time.time_ns()
+        for state in states:
+            record = to_record(snapshot(state, prices, now_ns))
+            self._producer.produce(
+                self.balances_topic,
+                key=state.account.encode(),
+                value=registry().encode("AccountSnapshot", record),
+            )
+        self._pending_snapshots.difference_update(accounts)
+        self._producer.poll(0)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _items(self, messages: list[Any]) -> list[Item]:
+        items = []
+        stop_at = self.options.stop_at
+        for m in messages:
+            if m.error() is not None:
+                log.warning("consumer error: %s", m.error())
+                continue
+            partition, offset = m.partition(), m.offset()
+            if stop_at is not None:
+                if offset >= stop_at.get(partition, 0):
+                    self._done.add(partition)
+                    continue
+                if offset + 1 >= stop_at[partition]:
+                    self._done.add(partition)
+            items.append(make_item(partition, offset, m.key(), m.value(), self.options.schedule))
+        return items
+
+    def _handle(self, consumer: Any, items: list[Item]) -> bool:
+        """Post one batch; False when a stop interrupted the wait for PostgreSQL."""
+        result: BatchResult | None = self._with_db_retry(
+            "post batch",
+            lambda conn: post_batch(
+                conn,
+                self.source,
+                items,
+                self._known_accounts,
+                self._publish_dead_letters,
+            ),
+        )
+        if result is None:
+            return False
+        s = self.stats
+        s.posted += result.posted
+        s.replayed += result.replayed
+        s.transfers += result.transfers
+        s.batches += 1
+        s.commit_ms.append(result.commit_ms)
+        s.last_commit_at = time.monotonic()
+        self._pending_snapshots.update(result.touched_accounts)
+        if self._on_batch is not None:
+            self._on_batch(s)
+        if self.options.stop_at is None:
+            self._commit_kafka(consumer, items)
+        return True
+
+    def _commit_kafka(self, consumer: Any, items: list[Item]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        ends: dict[int, int] = {}
+        for item in items:
+            ends[item.partition] = max(ends.get(item.partition, 0), item.offset + 1)
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in ends.items()],
+                asynchronous=True,
+            )
+        except KafkaException as error:  # monitoring only: the database holds the truth
+            log.debug("kafka offset commit skipped: %s", error)
+
+    def run(self) -> int:
+        """Consume until stopped (or, in replay mode, until every partition is done)."""
+        if self.options.publish:
+            self._pending_snapshots.update(
+                self._with_db_retry("list accounts", reads.member_accounts) or ()
+            )
+        consumer = self._start_consumer()
+        last_log = time.monotonic()
+        try:
+            while not self._stopping:
+                if self.options.stop_at is not None and self._done >= set(self.options.stop_at):
+                    break
+                messages = consumer.consume(self.options.batch_max, self.options.poll_timeout_s)
+                items = self._items(messages)
+                if items and not self.stats.first_record_at:
+                    self.stats.first_record_at = time.monotonic()
+                if items and not self._handle(consumer, items):
+                    break
+                self._publish_snapshots()
+                if time.monotonic() - last_log >= PROGRESS_EVERY_S:
+                    last_log = time.monotonic()
+                    log.info(
+                        "posted %d fills (%d transfers), replayed %d, rejected %d, %d batches",
+                        self.stats.posted,
+                        self.stats.transfers,
+                        self.stats.replayed,
+                        self.stats.rejected,
+                        self.stats.batches,
+                    )
+        finally:
+            self._close(consumer)
+        return 0
+
+    def _close(self, consumer: Any) -> None:
+        try:
+            consumer.close()
+        finally:
+            if self._producer is not None:
+                self._producer.flush(CLOSE_TIMEOUT_S)
+            if self._conn is not None:
+                self._conn.close()
+        log.info(
+            "stopped: posted %d fills, replayed %d, rejected %d",
+            self.stats.posted,
+            self.stats.replayed,
+            self.stats.rejected,
+        )

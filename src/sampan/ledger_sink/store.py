@@ -1,0 +1,349 @@
+"""One batch of fills into the ledger, in ONE PostgreSQL transaction with the Kafka offsets.
+
+Guarantees, given a batch of decoded records from one consumer poll:
+- every new fill's transfers, its `fills` row, the balance and position updates, the last
+  prices and the next offset of every partition in the batch commit together, or nothing does;
+- a fill whose (venue, exec id) is already posted with the same digest (a replay) posts
+  nothing; one with a different digest is rejected, as is an undecodable or invalid record;
+  rejected records go to `on_rejected` (the dead-letter producer) BEFORE the commit, so a
+  crash can duplicate a dead letter but never lose one;
+- writes are bulk: COPY for the journal and fills, one `unnest` statement per table for the
+  rest, rows locked in sorted key order so two sinks sharing accounts cannot deadlock;
+- offsets only move forward (GREATEST), so a late batch from a revoked partition cannot
+  rewind a newer owner's position.
+The Python side checks debits = credits per asset before commit; PostgreSQL checks again at
+commit (the deferred `balances_sum_to_zero` trigger).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from sampan.ledger_sink.positions import Position, apply_trade
+from sampan.ledger_sink.rules import EXCHANGE_MEMBER, Fill, Transfer, deltas
+from sampan.ledger_sink.rules import unbalanced_assets as _unbalanced
+
+OPERATOR_MEMBER = "SAMPAN"  # the venue itself: owns the charge accounts
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One consumed record, decoded and posted in memory (no I/O yet)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    fill: Fill | None  # None when the record could not be decoded or posted
+    digest: bytes
+    transfers: tuple[Transfer, ...]
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    posted: int
+    replayed: int
+    rejected: tuple[Rejected, ...]
+    touched_accounts: tuple[str, ...]
+    transfers: int
+    commit_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    group_id: str
+    topic: str
+
+
+def _classify(conn: Conn, items: Sequence[Item]) -> tuple[list[Item], int, list[Rejected]]:
+    """Split a batch into new fills, replays (counted) and rejects."""
+    rejected = [
+        Rejected(i.partition, i.offset, i.key, i.value, i.error) for i in items if i.fill is None
+    ]
+    first: dict[str, Item] = {}
+    replayed = 0
+    for item in items:
+        if item.fill is None:
+            continue
+        seen = first.get(item.fill.ref)
+        if seen is None:
+            first[item.fill.ref] = item
+        elif seen.digest == item.digest:
+            replayed += 1
+        else:
+            rejected.append(_conflict(item, "earlier in the same batch"))
+    existing: dict[str, bytes] = dict(
+        conn.execute(
+            "SELECT fill_ref, digest FROM fills WHERE fill_ref = ANY(%s)", (list(first),)
+        ).fetchall()
+    )
+    fresh: list[Item] = []
+    for ref, item in first.items():
+        stored = existing.get(ref)
+        if stored is None:
+            fresh.append(item)
+        elif bytes(stored) == item.digest:
+            replayed += 1
+        else:
+            rejected.append(_conflict(item, "already in the ledger"))
+    fresh.sort(key=lambda i: (i.partition, i.offset))
+    return fresh, replayed, rejected
+
+
+def _conflict(item: Item, where: str) -> Rejected:
+    assert item.fill is not None
+    return Rejected(
+        item.partition,
+        item.offset,
+        item.key,
+        item.value,
+        f"fill {item.fill.ref} differs from the fill with the same venue and exec id {where}",
+    )
+
+
+def _ensure_accounts(conn: Conn, fresh: Sequence[Item], known: set[str]) -> list[str]:
+    """Create members and accounts seen for the first time; returns the accounts added."""
+    new: dict[str, tuple[str, str]] = {}
+    for item in fresh:
+        assert item.fill is not None
+        for account, member in (
+            (item.fill.buy_account, item.fill.buy_member),
+            (item.fill.sell_account, item.fill.sell_member),
+        ):
+            if account not in known:
+                kind = "exchange" if member == EXCHANGE_MEMBER else "member"
+                new[account] = (member, kind)
+        for t in item.transfers:
+            for account in (t.debit_account, t.credit_account):
+                if account not in known and account not in new:
+                    new[account] = (OPERATOR_MEMBER, "charge")
+    if not new:
+        return []
+    accounts = sorted(new)
+    members = [new[a][0] for a in accounts]
+    conn.execute(
+        "INSERT INTO members (member) SELECT DISTINCT m FROM unnest(%s::text[]) AS m "
+        "ORDER BY m ON CONFLICT DO NOTHING",
+        (members,),
+    )
+    conn.execute(
+        "INSERT INTO accounts (account, member, kind) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+        (accounts, members, [new[a][1] for a in accounts]),
+    )
+    return accounts
+
+
+def _copy_rows(conn: Conn, fresh: Sequence[Item]) -> int:
+    count = 0
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY fills (fill_ref, digest, security, price_e3, qty, ts_event_ns, "
+            "source_partition, source_offset) FROM STDIN"
+        ) as copy:
+            for item in fresh:
+                f = item.fill
+                assert f is not None
+                copy.write_row(
+                    (
+                        f.ref,
+                        item.digest,
+                        f.security,
+                        f.price_e3,
+                        f.qty,
+                        f.ts_ns,
+                        item.partition,
+                        item.offset,
+                    )
+                )
+        with cur.copy(
+            "COPY transfers (id, debit_account, credit_account, asset, amount, reason, "
+            "fill_ref, ts_event_ns) FROM STDIN"
+        ) as copy:
+            for item in fresh:
+                for t in item.transfers:
+                    copy.write_row(
+                        (
+                            t.id,
+                            t.debit_account,
+                            t.credit_account,
+                            t.asset,
+                            t.amount,
+                            t.reason.value,
+                            t.fill_ref,
+                            t.ts_ns,
+                        )
+                    )
+                    count += 1
+    return count
+
+
+def _update_balances(conn: Conn, transfers: Sequence[Transfer]) -> None:
+    changes = sorted((k, v) for k, v in deltas(transfers).items() if v)
+    if not changes:
+        return
+    conn.execute(
+        "INSERT INTO balances (account, asset, balance) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) "
+        "ON CONFLICT (account, asset) DO UPDATE SET balance = balances.balance + "
+        "excluded.balance",
+        ([k[0] for k, _ in changes], [k[1] for k, _ in changes], [v for _, v in changes]),
+    )
+
+
+def _update_positions(conn: Conn, fresh: Sequence[Item]) -> None:
+    trades: list[tuple[str, int, int, int]] = []  # account, security, signed qty, price
+    for item in fresh:
+        f = item.fill
+        assert f is not None
+        if f.buy_member != EXCHANGE_MEMBER:
+            trades.append((f.buy_account, f.security, f.qty, f.price_e3))
+        if f.sell_member != EXCHANGE_MEMBER:
+            trades.append((f.sell_account, f.security, -f.qty, f.price_e3))
+    if not trades:
+        return
+    keys = sorted({(a, s) for a, s, _, _ in trades})
+    rows = conn.execute(
+        "SELECT p.account, p.security, p.qty, p.cost_e3, p.realised_pnl_e3 FROM positions p "
+        "JOIN unnest(%s::text[], %s::int[]) AS k(account, security) "
+        "USING (account, security) ORDER BY p.account, p.security FOR UPDATE OF p",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
+    book: dict[tuple[str, int], Position] = {
+        (str(r[0]), int(r[1])): Position(int(r[2]), int(r[3]), int(r[4])) for r in rows
+    }
+    for account, security, signed_qty, price_e3 in trades:
+        key = (account, security)
+        book[key] = apply_trade(book.get(key, Position()), signed_qty, price_e3)
+    conn.execute(
+        "INSERT INTO positions (account, security, qty, cost_e3, realised_pnl_e3) "
+        "SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+        "ON CONFLICT (account, security) DO UPDATE SET qty = excluded.qty, "
+        "cost_e3 = excluded.cost_e3, realised_pnl_e3 = excluded.realised_pnl_e3",
+        (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [book[k].qty for k in keys],
+            [book[k].cost_e3 for k in keys],
+            [book[k].realised_pnl_e3 for k in keys],
+        ),
+    )
+
+
+def _update_last_prices(conn: Conn, fresh: Sequence[Item]) -> None:
+    newest: dict[int, Fill] = {}
+    for item in fresh:
+        f = item.fill
+        assert f is not None
+        seen = newest.get(f.security)
+        if seen is None or (f.ts_ns, f.ref) > (seen.ts_ns, seen.ref):
+            newest[f.security] = f
+    securities = sorted(newest)
+    conn.execute(
+        "INSERT INTO last_prices (security, price_e3, ts_event_ns, fill_ref) "
+        "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::text[]) "
+        "ON CONFLICT (security) DO UPDATE SET price_e3 = excluded.price_e3, "
+        "ts_event_ns = excluded.ts_event_ns, fill_ref = excluded.fill_ref "
+        "WHERE (excluded.ts_event_ns, excluded.fill_ref) > "
+        "(last_prices.ts_event_ns, last_prices.fill_ref)",
+        (
+            securities,
+            [newest[s].price_e3 for s in securities],
+            [newest[s].ts_ns for s in securities],
+            [newest[s].ref for s in securities],
+        ),
+    )
+
+
+def _store_offsets(conn: Conn, source: Source, items: Sequence[Item]) -> None:
+    next_offsets: dict[int, int] = {}
+    for item in items:
+        next_offsets[item.partition] = max(next_offsets.get(item.partition, 0), item.offset + 1)
+    partitions = sorted(next_offsets)
+    conn.execute(
+        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) "
+        "SELECT %s, %s, * FROM unnest(%s::int[], %s::bigint[]) "
+        "ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
+        "next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset), "
+        "updated_at = now()",
+        (source.group_id, source.topic, partitions, [next_offsets[p] for p in partitions]),
+    )
+
+
+def _rollback_quietly(conn: Conn) -> None:
+    """Roll back after a failure; a connection that is already gone has nothing to undo."""
+    if conn.closed:
+        return
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        conn.close()
+
+
+def post_batch(
+    conn: Conn,
+    source: Source,
+    items: Sequence[Item],
+    known_accounts: set[str],
+    on_rejected: Callable[[Sequence[Rejected]], None],
+) -> BatchResult:
+    """Post one batch and commit. On any error the transaction is rolled back and the error
+    raised; the caller may retry the same batch (the outcome depends only on the ledger)."""
+    assert items
+    started = time.perf_counter()
+    try:
+        fresh, replayed, rejected = _classify(conn, items)
+        if rejected:
+            on_rejected(rejected)
+        transfers = [t for item in fresh for t in item.transfers]
+        unbalanced = _unbalanced(transfers)
+        assert not unbalanced, f"posting rules produced unbalanced transfers: {unbalanced}"
+        added = _ensure_accounts(conn, fresh, known_accounts) if fresh else []
+        if fresh:
+            _copy_rows(conn, fresh)
+            _update_balances(conn, transfers)
+            _update_positions(conn, fresh)
+            _update_last_prices(conn, fresh)
+        _store_offsets(conn, source, items)
+        conn.commit()
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    known_accounts.update(added)
+    touched = sorted(
+        {
+            account
+            for item in fresh
+            if item.fill is not None
+            for account, member in (
+                (item.fill.buy_account, item.fill.buy_member),
+                (item.fill.sell_account, item.fill.sell_member),
+            )
+            if member != EXCHANGE_MEMBER
+        }
+    )
+    return BatchResult(
+        posted=len(fresh),
+        replayed=replayed,
+        rejected=tuple(rejected),
+        touched_accounts=tuple(touched),
+        transfers=len(transfers),
+        commit_ms=(time.perf_counter() - started) * 1000.0,
+    )
