@@ -105,9 +105,16 @@ def order_command(run_id: str, n: int, account: str) -> dict[str, Any]:
 def produce_commands(current: Settings, run_id: str, count: int) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(current.kafka(**{
-        "enable.idempotence": True, "acks": "all", "linger.ms": 5, "partitioner": "murmur2_random",
-    }))
+    producer = Producer(
+        current.kafka(
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "partitioner": "murmur2_random",
+            }
+        )
+    )
     topic = current.topic("orders.requests")
     for n in range(count):
         account = f"ACC{n % 4}"
@@ -119,16 +126,22 @@ def produce_commands(current: Settings, run_id: str, count: int) -> None:
         raise SampanError(f"{remaining} order commands not delivered within 30 s")
 
 
-def read_reports(current: Settings, run_id: str, expected: int, timeout_s: float) -> list[dict[str, Any]]:
+def read_reports(
+    current: Settings, run_id: str, expected: int, timeout_s: float
+) -> list[dict[str, Any]]:
     """Read execution reports of this run (read_committed) until `expected` or the timeout."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer(current.kafka(**{
-        "group.id": f"sampan-demo-reader-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    }))
+    consumer = Consumer(
+        current.kafka(
+            **{
+                "group.id": f"sampan-demo-reader-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+    )
     consumer.subscribe([current.topic("orders.events")])
     reports: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
@@ -144,7 +157,9 @@ def read_reports(current: Settings, run_id: str, expected: int, timeout_s: float
     return reports
 
 
-def record_run(current: Settings, run_id: str, commands: int, reports: int, elapsed_ms: int) -> tuple[Any, ...]:
+def record_run(
+    current: Settings, run_id: str, commands: int, reports: int, elapsed_ms: int
+) -> tuple[Any, ...]:
     import psycopg
 
     with psycopg.connect(current.database_url, connect_timeout=10) as conn:
@@ -158,7 +173,8 @@ def record_run(current: Settings, run_id: str, commands: int, reports: int, elap
         )
         conn.commit()
         row = conn.execute(
-            "SELECT run_id, commands, reports, elapsed_ms, at FROM demo_runs WHERE run_id = %s", (run_id,)
+            "SELECT run_id, commands, reports, elapsed_ms, at FROM demo_runs WHERE run_id = %s",
+            (run_id,),
         ).fetchone()
     assert row is not None
     return tuple(row)
@@ -175,13 +191,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         for line in stack.up(current):
             print(f"stack: {line}")
     result = topics_cli.apply(current)
-    print(f"topics: {len(result.created)} created, {len(result.unchanged)} present, {len(result.drift)} drift")
+    print(
+        f"topics: {len(result.created)} created, {len(result.unchanged)} present, {len(result.drift)} drift"
+    )
     run_id = f"demo{uuid.uuid4().hex[:8]}"
     agent = start_agent_process()
     try:
         started = time.monotonic()
         produce_commands(current, run_id, args.orders)
-        print(f"produced {args.orders} order commands to {current.topic('orders.requests')} (run {run_id})")
+        print(
+            f"produced {args.orders} order commands to {current.topic('orders.requests')} (run {run_id})"
+        )
         reports = read_reports(current, run_id, args.orders, READ_TIMEOUT_S)
         elapsed_ms = int((time.monotonic() - started) * 1000)
     finally:
@@ -220,10 +240,16 @@ def register(subparsers: Any) -> None:
             "PostgreSQL. `sampan demo agent` runs only the agent."
         ),
     )
-    parser.add_argument("--orders", type=int, default=1000, help="order commands to send (default 1000)")
+    parser.add_argument(
+        "--orders", type=int, default=1000, help="order commands to send (default 1000)"
+    )
     parser.set_defaults(handler=_run_demo)
     sub = parser.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
     agent = sub.add_parser("agent", help="run the acknowledging agent until SIGTERM")
-    agent.add_argument("--batch-size", type=int, default=500, help="records per transaction, at most")
-    agent.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)")
+    agent.add_argument(
+        "--batch-size", type=int, default=500, help="records per transaction, at most"
+    )
+    agent.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)"
+    )
     agent.set_defaults(handler=_run_agent)

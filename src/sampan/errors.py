@@ -14,4 +14,3 @@ class ConfigError(SampanError):
 
 class StackError(SampanError):
     """The local stack could not be started, reached or stopped."""
-

@@ -35,11 +35,22 @@ def _policy(topic: topics.Topic) -> str:
 def render_table() -> str:
     header = ("topic", "key", "value", "parts", "policy", "written by", "read by")
     rows = [
-        (t.name, t.key, t.value, str(t.partitions), _policy(t), ", ".join(t.writers), ", ".join(t.readers))
+        (
+            t.name,
+            t.key,
+            t.value,
+            str(t.partitions),
+            _policy(t),
+            ", ".join(t.writers),
+            ", ".join(t.readers),
+        )
         for t in topics.ALL
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -59,8 +70,12 @@ def apply(current: Settings) -> ApplyResult:
     created: list[str] = []
     if missing:
         futures = admin.create_topics(
-            [NewTopic(current.topic(t.name), t.partitions, rf, config=t.configs(rf)) for t in missing],
-            operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S,
+            [
+                NewTopic(current.topic(t.name), t.partitions, rf, config=t.configs(rf))
+                for t in missing
+            ],
+            operation_timeout=ADMIN_TIMEOUT_S,
+            request_timeout=ADMIN_TIMEOUT_S,
         )
         for name, future in futures.items():
             try:
@@ -74,7 +89,9 @@ def apply(current: Settings) -> ApplyResult:
     if present:
         resources = [ConfigResource(ResourceType.TOPIC, current.topic(t.name)) for t in present]
         described = admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_S)
-        configs_by_name = {res.name: fut.result(timeout=ADMIN_TIMEOUT_S) for res, fut in described.items()}
+        configs_by_name = {
+            res.name: fut.result(timeout=ADMIN_TIMEOUT_S) for res, fut in described.items()
+        }
         for t in present:
             name = current.topic(t.name)
             partitions = len(existing[name].partitions)
@@ -96,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     result = apply(settings())
     for name in result.created:
         print(f"created  {name}")
-    print(f"{len(result.created)} created, {len(result.unchanged)} already present, {len(result.drift)} drift")
+    print(
+        f"{len(result.created)} created, {len(result.unchanged)} already present, {len(result.drift)} drift"
+    )
     for line in result.drift:
         print(f"drift    {line}")
     return 1 if result.drift else 0

@@ -30,15 +30,21 @@ def start_agent(batch_size: int = 50) -> subprocess.Popen[bytes]:
     )
 
 
-def read_all(settings: Settings, topic: str, schema: str, expected: int, timeout_s: float = WAIT_S) -> list[dict]:
+def read_all(
+    settings: Settings, topic: str, schema: str, expected: int, timeout_s: float = WAIT_S
+) -> list[dict]:
     """Every committed record of `topic` (read_committed), waiting until `expected` arrived
     and then 2 s more, so that a duplicate arriving late would be counted."""
-    consumer = Consumer(settings.kafka(**{
-        "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    }))
+    consumer = Consumer(
+        settings.kafka(
+            **{
+                "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+    )
     consumer.subscribe([settings.topic(topic)])
     records: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -58,21 +64,27 @@ def read_all(settings: Settings, topic: str, schema: str, expected: int, timeout
 
 
 def count_committed(settings: Settings, topic: str) -> int:
-    consumer = Consumer(settings.kafka(**{"group.id": "test-watermarks", "isolation.level": "read_committed"}))
+    consumer = Consumer(
+        settings.kafka(**{"group.id": "test-watermarks", "isolation.level": "read_committed"})
+    )
     try:
         metadata = consumer.list_topics(settings.topic(topic), timeout=10)
         total = 0
         from confluent_kafka import TopicPartition
 
         for partition in metadata.topics[settings.topic(topic)].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(settings.topic(topic), partition), timeout=10)
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(settings.topic(topic), partition), timeout=10
+            )
             total += high - low
         return total
     finally:
         consumer.close()
 
 
-def test_agent_killed_with_sigkill_outputs_every_result_exactly_once(env_settings: Settings) -> None:
+def test_agent_killed_with_sigkill_outputs_every_result_exactly_once(
+    env_settings: Settings,
+) -> None:
     total = 3000
     run_id = f"kill{uuid.uuid4().hex[:6]}"
     produce_commands(env_settings, run_id, total)
@@ -101,7 +113,9 @@ def test_agent_killed_with_sigkill_outputs_every_result_exactly_once(env_setting
     assert {r["cl_ord_id"] for r in reports} == {f"{run_id}-{n}" for n in range(total)}
 
 
-def test_malformed_record_goes_to_dead_letter_and_the_agent_keeps_going(env_settings: Settings) -> None:
+def test_malformed_record_goes_to_dead_letter_and_the_agent_keeps_going(
+    env_settings: Settings,
+) -> None:
     producer = Producer(env_settings.kafka(**{"enable.idempotence": True}))
     topic = env_settings.topic("orders.requests")
     producer.produce(topic, b"\xc3\x01not avro at all", b"ACC1")
@@ -148,19 +162,26 @@ def test_topics_apply_reports_drift_without_changing_it(env_settings: Settings) 
 
     admin = AdminClient(env_settings.kafka())
     entry = ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
-    resource = ConfigResource(ResourceType.TOPIC, env_settings.topic("md.trades"), incremental_configs=[entry])
+    resource = ConfigResource(
+        ResourceType.TOPIC, env_settings.topic("md.trades"), incremental_configs=[entry]
+    )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
     # The broker applies a config change asynchronously; wait until it shows.
     deadline = time.monotonic() + 15
     described = ConfigResource(ResourceType.TOPIC, env_settings.topic("md.trades"))
-    while admin.describe_configs([described])[described].result(timeout=10)["retention.ms"].value != "1000":
+    while (
+        admin.describe_configs([described])[described].result(timeout=10)["retention.ms"].value
+        != "1000"
+    ):
         assert time.monotonic() < deadline, "the broker never showed the altered retention.ms"
         time.sleep(0.2)
     result = topics_cli.apply(env_settings)
     assert result.created == []
     assert any("md.trades: retention.ms=1000" in line for line in result.drift), result.drift
-    assert any("md.trades" in line for line in topics_cli.apply(env_settings).drift), "drift was silently fixed"
+    assert any("md.trades" in line for line in topics_cli.apply(env_settings).drift), (
+        "drift was silently fixed"
+    )
 
 
 def test_postgres_answers_on_the_configured_url(stack_settings: Settings) -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from avro_records import records
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,10 +19,7 @@ from sampan.schemas import (
 )
 from sampan.schemas.codec import RELEASED_DIR, SCHEMA_DIR, load_schema
 
-from avro_records import records
-
 NAMES = sorted(p.stem for p in SCHEMA_DIR.glob("*.avsc"))
-
 
 
 def test_every_catalog_value_has_a_schema() -> None:
@@ -123,7 +121,9 @@ def test_evolved_reader_resolves_an_older_writer(tmp_path: Path) -> None:
     """A reader that added a field with a default reads records of the older writer."""
     old = json.loads((SCHEMA_DIR / "TradeTick.avsc").read_text())
     new = json.loads(json.dumps(old))
-    new["fields"].append({"name": "condition", "type": "string", "default": "", "doc": "trade condition"})
+    new["fields"].append(
+        {"name": "condition", "type": "string", "default": "", "doc": "trade condition"}
+    )
     (tmp_path / "current").mkdir()
     (tmp_path / "released" / "v1").mkdir(parents=True)
     (tmp_path / "current" / "TradeTick.avsc").write_text(json.dumps(new))
