@@ -215,7 +215,7 @@ def test_possdup_already_seen_is_dropped() -> None:
     pair.send("b", report(1))
     pair.pump()
     dup = pair.b.sent_raw[-1]
-    again = FixMessage(dup.fields + ((43, "Y"),))
+    again = FixMessage((*dup.fields, (43, "Y")))
     out = pair.a.session.receive(again, pair.now)
     assert out.delivered == () and out.outbound == () and not out.disconnect
 
