@@ -44,6 +44,7 @@ def print_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# These run with psycopg parameters, so a literal % in format() is written %%.
 _CHECKS: tuple[tuple[str, str], ...] = (
     (
         "balances sum to zero per asset",
@@ -56,7 +57,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         " SELECT credit_account AS account, asset, amount AS delta FROM transfers"
         " UNION ALL SELECT debit_account, asset, -amount FROM transfers) x"
         " GROUP BY account, asset) "
-        "SELECT format('balance %s/%s is %s but its journal sums to %s', "
+        "SELECT format('balance %%s/%%s is %%s but its journal sums to %%s', "
         " coalesce(j.account, b.account), coalesce(j.asset, b.asset), "
         " coalesce(b.balance, 0), coalesce(j.total, 0)) "
         "FROM j FULL JOIN balances b ON b.account = j.account AND b.asset = j.asset "
@@ -65,7 +66,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "no forbidden negative balance",
-        "SELECT format('%s account %s has %s %s', a.kind, a.account, b.balance, b.asset) "
+        "SELECT format('%%s account %%s has %%s %%s', a.kind, a.account, b.balance, b.asset) "
         "FROM balances b JOIN accounts a USING (account) "
         "WHERE (a.kind = 'charge' AND (b.balance < 0 OR (b.asset <> %(cash)s AND b.balance <> 0)))"
         " OR (a.kind = 'member' AND NOT a.allow_short AND b.asset <> %(cash)s AND b.balance < 0)"
@@ -73,7 +74,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "positions equal share balances",
-        "SELECT format('position %s/%s is %s shares but the balance is %s', "
+        "SELECT format('position %%s/%%s is %%s shares but the balance is %%s', "
         " coalesce(p.account, b.account), coalesce(p.security::text, b.asset), "
         " coalesce(p.qty, 0), coalesce(b.balance, 0)) "
         "FROM (SELECT * FROM positions WHERE qty <> 0) p FULL JOIN "

@@ -311,6 +311,7 @@ def post_batch(
     try:
         fresh, replayed, rejected = _classify(conn, items)
         if rejected:
+            rejected.sort(key=lambda r: (r.partition, r.offset))
             on_rejected(rejected)
         transfers = [t for item in fresh for t in item.transfers]
         unbalanced = _unbalanced(transfers)
