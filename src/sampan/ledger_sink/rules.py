@@ -199,14 +199,15 @@ def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, .
             fill.ts_ns,
         )
     )
+    # Both sides pay the same charges on the same consideration: compute them once.
+    charges = [(rule, charge_cents(rule, consideration_e3)) for rule in schedule]
     for side, account, member in (
         ("buy", fill.buy_account, fill.buy_member),
         ("sell", fill.sell_account, fill.sell_member),
     ):
         if member == EXCHANGE_MEMBER:
             continue
-        for rule in schedule:
-            amount = charge_cents(rule, consideration_e3)
+        for rule, amount in charges:
             if amount:
                 transfers.append(
                     Transfer(

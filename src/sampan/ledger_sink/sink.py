@@ -24,8 +24,10 @@ account), so the order in which a passive side's fills are applied is the consum
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +127,7 @@ class LedgerSink:
         self._pending_snapshots: set[str] = set()
         self._done: set[int] = set()
         self._delivery_errors: list[str] = []
+        self._inflight: tuple[Future[bool], list[Item]] | None = None
         self._producer = (
             Producer(
                 settings.kafka(
@@ -205,6 +208,10 @@ class LedgerSink:
     def _seek_to_stored(self, consumer: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
 
+        # The stored offsets must include the batch in flight, and the worker must be idle
+        # before this thread uses the connection.
+        self._drain(consumer)
+
         stored: dict[int, int] | None = self._with_db_retry(
             "read stored offsets", lambda conn: reads.stored_offsets(conn, self.source)
         )
@@ -215,6 +222,10 @@ class LedgerSink:
         log.info("assigned %s", ", ".join(f"{tp.partition}@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
 
+    def _on_revoke(self, consumer: Any, _partitions: list[Any]) -> None:
+        self._drain(consumer)
+        consumer.unassign()
+
     def _start_consumer(self) -> Any:
         from confluent_kafka import TopicPartition
 
@@ -223,7 +234,7 @@ class LedgerSink:
             consumer.subscribe(
                 [self.topic],
                 on_assign=self._seek_to_stored,
-                on_revoke=lambda c, _parts: c.unassign(),
+                on_revoke=self._on_revoke,
             )
         else:
             self._done = {p for p, end in self.options.stop_at.items() if end <= 0}
@@ -305,7 +316,27 @@ class LedgerSink:
             items.append(make_item(partition, offset, m.key(), m.value(), self.options.schedule))
         return items
 
-    def _handle(self, consumer: Any, items: list[Item]) -> bool:
+    def _job(self, items: list[Item]) -> bool:
+        """The database half of a batch, run on the worker thread: post, then snapshots."""
+        if not self._handle(items):
+            return False
+        self._publish_snapshots()
+        return True
+
+    def _drain(self, consumer: Any) -> bool:
+        """Wait for the batch in flight; False when a stop interrupted its wait for PostgreSQL.
+        Errors of the batch are raised here, on the consuming thread."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return True
+        future, items = inflight
+        if not future.result():
+            return False
+        if self.options.stop_at is None:
+            self._commit_kafka(consumer, items)
+        return True
+
+    def _handle(self, items: list[Item]) -> bool:
         """Post one batch; False when a stop interrupted the wait for PostgreSQL."""
         result: BatchResult | None = self._with_db_retry(
             "post batch",
@@ -329,8 +360,6 @@ class LedgerSink:
         self._pending_snapshots.update(result.touched_accounts)
         if self._on_batch is not None:
             self._on_batch(s)
-        if self.options.stop_at is None:
-            self._commit_kafka(consumer, items)
         return True
 
     def _commit_kafka(self, consumer: Any, items: list[Item]) -> None:
@@ -348,37 +377,58 @@ class LedgerSink:
             log.debug("kafka offset commit skipped: %s", error)
 
     def run(self) -> int:
-        """Consume until stopped (or, in replay mode, until every partition is done)."""
+        """Consume until stopped (or, in replay mode, until every partition is done).
+
+        Two stages overlap: while the worker thread posts batch N to PostgreSQL (which
+        releases the GIL while it waits on the server), this thread consumes and decodes
+        batch N+1. At most one batch is in flight, so memory stays bounded by two batches."""
         if self.options.publish:
             self._pending_snapshots.update(
                 self._with_db_retry("list accounts", reads.member_accounts) or ()
             )
-        consumer = self._start_consumer()
-        last_log = time.monotonic()
-        try:
-            while not self._stopping:
-                if self.options.stop_at is not None and self._done >= set(self.options.stop_at):
-                    break
-                messages = consumer.consume(self.options.batch_max, self.options.poll_timeout_s)
-                items = self._items(messages)
-                if items and not self.stats.first_record_at:
-                    self.stats.first_record_at = time.monotonic()
-                if items and not self._handle(consumer, items):
-                    break
-                self._publish_snapshots()
-                if time.monotonic() - last_log >= PROGRESS_EVERY_S:
-                    last_log = time.monotonic()
-                    log.info(
-                        "posted %d fills (%d transfers), replayed %d, rejected %d, %d batches",
-                        self.stats.posted,
-                        self.stats.transfers,
-                        self.stats.replayed,
-                        self.stats.rejected,
-                        self.stats.batches,
-                    )
-        finally:
-            self._close(consumer)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db") as pool:
+            consumer = self._start_consumer()
+            try:
+                self._loop(consumer, pool)
+            finally:
+                try:
+                    if sys.exc_info()[0] is None:
+                        self._drain(consumer)
+                finally:
+                    self._close(consumer)
         return 0
+
+    def _loop(self, consumer: Any, pool: ThreadPoolExecutor) -> None:
+        last_log = time.monotonic()
+        stop_at = self.options.stop_at
+        while not self._stopping:
+            if stop_at is not None and self._done >= set(stop_at):
+                break
+            messages = consumer.consume(self.options.batch_max, self.options.poll_timeout_s)
+            items = self._items(messages)
+            if items and not self.stats.first_record_at:
+                self.stats.first_record_at = time.monotonic()
+            if not self._drain(consumer):
+                break
+            if items:
+                self._inflight = (pool.submit(self._job, items), items)
+            elif self._pending_snapshots:
+                self._inflight = (pool.submit(self._publish_snapshots_ok), [])
+            if time.monotonic() - last_log >= PROGRESS_EVERY_S:
+                last_log = time.monotonic()
+                s = self.stats
+                log.info(
+                    "posted %d fills (%d transfers), replayed %d, rejected %d, %d batches",
+                    s.posted,
+                    s.transfers,
+                    s.replayed,
+                    s.rejected,
+                    s.batches,
+                )
+
+    def _publish_snapshots_ok(self) -> bool:
+        self._publish_snapshots()
+        return True
 
     def _close(self, consumer: Any) -> None:
         try:
