@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.stack_cli",
     "sampan.topics_cli",
     "sampan.demo",
+    "sampan.reference",
+    "sampan.matcher.cli",
     "sampan.bench",
 )
 

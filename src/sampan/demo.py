@@ -70,6 +70,9 @@ class AckAgent:
     def end_batch(self) -> Iterable[Output]:
         return ()
 
+    def stopping(self) -> Iterable[Output]:
+        return ()
+
     def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Any) -> None:
         return None
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 DAY_MS = 24 * 60 * 60 * 1000
 NEVER = -1
+# A matcher snapshot holds whole books; it may exceed the broker's 1 MiB default record size.
+SNAPSHOT_BYTES_MAX = 64 * 1024 * 1024
+LARGE_RECORD_TOPICS = frozenset({"matcher.snapshots"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Topic:
         }
         if self.cleanup == "delete":
             configs["retention.ms"] = str(self.retention_ms)
+        if self.name in LARGE_RECORD_TOPICS:
+            configs["max.message.bytes"] = str(SNAPSHOT_BYTES_MAX)
         return configs
 
 

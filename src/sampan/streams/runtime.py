@@ -76,6 +76,8 @@ class Agent(Protocol):
 
     def end_batch(self) -> Iterable[Output]: ...
 
+    def stopping(self) -> Iterable[Output]: ...
+
     def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Consumer) -> None: ...
 
     def revoked(self, partitions: Sequence[tuple[str, int]]) -> None: ...
@@ -215,6 +217,8 @@ class AgentRunner:
                     continue
                 idle_since = time.monotonic()
                 self._process(messages)
+            if self.stop.requested:
+                self._final_transaction()
         finally:
             self.consumer.close()
             self.producer.flush(self.config.commit_timeout_s)
@@ -240,6 +244,16 @@ class AgentRunner:
         if self._commit():
             self.batches += 1
             self.metrics.batch_done(inputs, outputs, time.perf_counter() - started)
+
+    def _final_transaction(self) -> None:
+        """On a clean stop, commit whatever the agent wants to leave behind (a snapshot)."""
+        outputs = list(self.agent.stopping())
+        if not outputs:
+            return
+        self.producer.begin_transaction()
+        for output in outputs:
+            self._produce(output)
+        self._commit()
 
     def _handle(self, message: Any) -> int:
         topic = self._unprefix[message.topic()]

@@ -1,0 +1,326 @@
+"""Between Avro records and the engine: the matcher's per-partition state, pure.
+
+`PartitionBook` turns `OrderCommand` records read from one partition of `orders.internal` into
+engine commands, and the engine's events into `ExecutionReport`, `Fill` and `TradeTick`
+records. It owns what the engine does not know: client order ids, member and parent ids, and
+each order's traded notional. Its whole state (engine included) serialises to bytes, so the
+agent can snapshot it; the output is a pure function of the commands applied (no clock).
+
+Identifiers: an order's engine id is its NEW command's input offset + 1 (unique within the
+partition, and a security lives in one partition); its venue order id is `X<partition>.<id>`.
+Exec ids are the engine's per-book sequence, `X<exec id>`, unique for the venue.
+Limits: order metadata is dropped when an order is done, so a cancel for a finished order is
+refused as UNKNOWN_ORDER, like one for an order that never existed.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sampan.matcher.engine import Engine
+from sampan.matcher.model import (
+    AmendOrder,
+    CancelOrder,
+    CancelRejected,
+    Command,
+    Event,
+    ExecType,
+    ExecutionReport,
+    Fill,
+    MassCancel,
+    MassCancelled,
+    OrderType,
+    PlaceOrder,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+from sampan.matcher.rules import Instrument, Rules
+
+STATE_VERSION = 1
+
+_EXEC_TYPE = {
+    ExecType.ACCEPTED: "NEW",
+    ExecType.PARTIALLY_FILLED: "TRADE",
+    ExecType.FILLED: "TRADE",
+    ExecType.CANCELLED: "CANCELED",
+    ExecType.AMENDED: "REPLACED",
+    ExecType.REJECTED: "REJECTED",
+    ExecType.EXPIRED: "EXPIRED",
+}
+_TERMINAL = {"REJECTED", "CANCELED", "EXPIRED", "FILLED"}
+_SIDE_IN = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL}
+_ORD_TYPE = {
+    "LIMIT": OrderType.LIMIT,
+    "MARKET": OrderType.MARKET,
+    "ENHANCED_LIMIT": OrderType.ENHANCED_LIMIT,
+}
+_TIF = {"DAY": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+
+
+@dataclass(slots=True)
+class OrderMeta:
+    """What the matcher remembers of a live order beyond the engine's book."""
+
+    cl_ord_id: str
+    member: str
+    parent_id: str | None
+    side: str
+    notional_e3: int = 0
+    status: str = "NEW"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An output record before encoding: catalog topic, key and Avro value."""
+
+    topic: str
+    key: str
+    schema: str
+    value: dict[str, Any]
+
+
+def ord_status(exec_type: str, cum_qty: int, leaves_qty: int) -> str:
+    if exec_type in ("REJECTED", "CANCELED", "EXPIRED"):
+        return exec_type
+    if leaves_qty == 0 and cum_qty > 0:
+        return "FILLED"
+    return "PARTIALLY_FILLED" if cum_qty > 0 else "NEW"
+
+
+class PartitionBook:
+    """The matcher's state for one input partition."""
+
+    def __init__(
+        self, partition: int, instruments: Iterable[Instrument], rules: Rules | None = None
+    ) -> None:
+        self.partition = partition
+        self.engine = Engine(rules or Rules.internal(), instruments)
+        self.orders: dict[int, OrderMeta] = {}
+        self.by_client: dict[tuple[str, str], int] = {}
+
+    def venue_order_id(self, order_id: int) -> str:
+        return f"X{self.partition}.{order_id}"
+
+    # ---------------------------------------------------------------- commands in
+
+    def apply(self, offset: int, command: dict[str, Any]) -> list[Record]:
+        """Apply one OrderCommand read at `offset`; the records it yields, in order."""
+        kind = command["kind"]
+        ts_ns = command["ts_ns"]
+        account = command["account"]
+        duplicate_of = 0
+        if kind == "NEW":
+            duplicate_of = self.by_client.get((account, command["cl_ord_id"]), 0)
+            engine_command: Command = self._place(offset, command)
+        elif kind == "CANCEL":
+            target = self.by_client.get((account, command["orig_cl_ord_id"] or ""), 0)
+            engine_command = CancelOrder(ts_ns, command["security"], target, account)
+        elif kind == "AMEND":
+            target = self.by_client.get((account, command["orig_cl_ord_id"] or ""), 0)
+            engine_command = AmendOrder(
+                ts_ns, command["security"], target, account, command["price_e3"], command["qty"]
+            )
+        else:
+            security = command["security"] or None
+            engine_command = MassCancel(ts_ns, account, security)
+        return self._records(command, self.engine.process(engine_command), duplicate_of)
+
+    def _place(self, offset: int, command: dict[str, Any]) -> PlaceOrder:
+        key = (command["account"], command["cl_ord_id"])
+        # A live order already holds this client order id: hand the engine that order's id so
+        # that it rejects the command as a duplicate, with an exec id of its own sequence.
+        order_id = self.by_client.get(key, offset + 1)
+        if order_id == offset + 1:
+            self.orders[order_id] = OrderMeta(
+                command["cl_ord_id"], command["member"], command["parent_id"], command["side"]
+            )
+            self.by_client[key] = order_id
+        return PlaceOrder(
+            ts_ns=command["ts_ns"],
+            security=command["security"],
+            order_id=order_id,
+            account=command["account"],
+            member=command["member"],
+            side=_SIDE_IN[command["side"]],
+            qty=command["qty"],
+            price_e3=command["price_e3"],
+            order_type=_ORD_TYPE[command["ord_type"]],
+            tif=_TIF[command["time_in_force"]],
+            stp=StpMode[command.get("stp") or "CANCEL_RESTING"],
+        )
+
+    # ---------------------------------------------------------------- events out
+
+    def _records(
+        self, command: dict[str, Any], events: list[Event], duplicate_of: int
+    ) -> list[Record]:
+        out: list[Record] = []
+        for event in events:
+            if isinstance(event, ExecutionReport):
+                out.append(self._report(command, event, duplicate_of))
+            elif isinstance(event, Fill):
+                out.extend(self._fill(event))
+            elif isinstance(event, CancelRejected):
+                out.append(self._cancel_rejected(command, event))
+            else:
+                assert isinstance(event, MassCancelled)
+        return out
+
+    def _report(self, command: dict[str, Any], event: ExecutionReport, duplicate_of: int) -> Record:
+        # The engine rejected a NEW because a live order holds its client order id: the
+        # report answers the command, and the live order keeps its state.
+        answers_command = duplicate_of != 0 and event.order_id == duplicate_of
+        meta = None if answers_command else self.orders.get(event.order_id)
+        if meta is None:
+            meta = OrderMeta(
+                command["cl_ord_id"], command["member"], command["parent_id"], command["side"]
+            )
+        exec_type = _EXEC_TYPE[event.exec_type]
+        if event.last_qty:
+            meta.notional_e3 += event.last_px_e3 * event.last_qty
+        if exec_type == "REPLACED" and command["kind"] == "AMEND":
+            self.by_client.pop((event.account, meta.cl_ord_id), None)
+            meta.cl_ord_id = command["cl_ord_id"]
+            self.by_client[(event.account, meta.cl_ord_id)] = event.order_id
+        status = ord_status(exec_type, event.cum_qty, event.leaves_qty)
+        meta.status = status
+        reason = event.reason.name if event.reason is not None else None
+        value = {
+            "exec_id": f"X{event.exec_id}",
+            "venue": "INTERNAL",
+            "order_id": "" if answers_command else self.venue_order_id(event.order_id),
+            "cl_ord_id": meta.cl_ord_id,
+            "orig_cl_ord_id": command["orig_cl_ord_id"]
+            if command["kind"] in ("CANCEL", "AMEND")
+            else None,
+            "parent_id": meta.parent_id,
+            "account": event.account,
+            "member": meta.member,
+            "security": event.security,
+            "side": meta.side,
+            "exec_type": exec_type,
+            "ord_status": status,
+            "price_e3": event.price_e3,
+            "order_qty": event.order_qty,
+            "last_px_e3": event.last_px_e3,
+            "last_qty": event.last_qty,
+            "cum_qty": event.cum_qty,
+            "leaves_qty": event.leaves_qty,
+            "cum_notional_e3": meta.notional_e3,
+            "reject_reason": reason,
+            "text": None,
+            "ts_ns": event.ts_ns,
+        }
+        if status in _TERMINAL and not answers_command and event.order_id in self.orders:
+            del self.orders[event.order_id]
+            self.by_client.pop((event.account, meta.cl_ord_id), None)
+        return Record("orders.events", event.account, "ExecutionReport", value)
+
+    def _fill(self, event: Fill) -> list[Record]:
+        buy = self.orders.get(event.buy_order_id)
+        sell = self.orders.get(event.sell_order_id)
+        aggressor_is_buy = event.aggressor_side is Side.BUY
+        taker, maker = (buy, sell) if aggressor_is_buy else (sell, buy)
+        parent = (taker.parent_id if taker else None) or (maker.parent_id if maker else None)
+        exec_id = f"X{event.exec_id}"
+        fill = {
+            "exec_id": exec_id,
+            "venue": "INTERNAL",
+            "security": event.security,
+            "price_e3": event.price_e3,
+            "qty": event.qty,
+            "buy_account": event.buy_account,
+            "buy_member": event.buy_member,
+            "buy_order_id": self.venue_order_id(event.buy_order_id),
+            "sell_account": event.sell_account,
+            "sell_member": event.sell_member,
+            "sell_order_id": self.venue_order_id(event.sell_order_id),
+            "aggressor": "BUY" if aggressor_is_buy else "SELL",
+            "parent_id": parent,
+            "ts_ns": event.ts_ns,
+        }
+        tick = {
+            "venue": "INTERNAL",
+            "security": event.security,
+            "trade_id": exec_id,
+            "price_e3": event.price_e3,
+            "qty": event.qty,
+            "aggressor": fill["aggressor"],
+            "ts_ns": event.ts_ns,
+        }
+        taker_account = event.buy_account if aggressor_is_buy else event.sell_account
+        return [
+            Record("fills", taker_account, "Fill", fill),
+            Record("md.trades", f"INTERNAL:{event.security}", "TradeTick", tick),
+        ]
+
+    def _cancel_rejected(self, command: dict[str, Any], event: CancelRejected) -> Record:
+        meta = self.orders.get(event.order_id)
+        value = {
+            "exec_id": f"X{event.exec_id}",
+            "venue": "INTERNAL",
+            "order_id": self.venue_order_id(event.order_id) if meta else "",
+            "cl_ord_id": command["cl_ord_id"],
+            "orig_cl_ord_id": command["orig_cl_ord_id"],
+            "parent_id": meta.parent_id if meta else None,
+            "account": command["account"],
+            "member": command["member"],
+            "security": command["security"],
+            "side": meta.side if meta else command["side"],
+            "exec_type": "CANCEL_REJECTED",
+            "ord_status": meta.status if meta else "REJECTED",
+            "price_e3": command["price_e3"],
+            "order_qty": command["qty"],
+            "last_px_e3": 0,
+            "last_qty": 0,
+            "cum_qty": 0,
+            "leaves_qty": 0,
+            "cum_notional_e3": meta.notional_e3 if meta else 0,
+            "reject_reason": event.reason.name,
+            "text": None,
+            "ts_ns": event.ts_ns,
+        }
+        return Record("orders.events", command["account"], "ExecutionReport", value)
+
+    # ---------------------------------------------------------------- depth and state
+
+    def depth_record(self, security: int, seq: int, ts_ns: int) -> Record:
+        bids, asks = self.engine.depth(security, 5)
+        value = {
+            "venue": "INTERNAL",
+            "security": security,
+            "bids": [{"price_e3": p, "qty": q, "orders": n} for p, q, n in bids],
+            "asks": [{"price_e3": p, "qty": q, "orders": n} for p, q, n in asks],
+            "seq": seq,
+            "ts_ns": ts_ns,
+        }
+        return Record("md.depth", f"INTERNAL:{security}", "DepthSnapshot", value)
+
+    def snapshot(self) -> bytes:
+        state = {
+            "version": STATE_VERSION,
+            "partition": self.partition,
+            "engine": self.engine.snapshot().decode(),
+            "orders": [
+                [oid, m.cl_ord_id, m.member, m.parent_id, m.side, m.notional_e3, m.status]
+                for oid, m in sorted(self.orders.items())
+            ],
+            "by_client": [[a, c, oid] for (a, c), oid in sorted(self.by_client.items())],
+        }
+        return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> PartitionBook:
+        state = json.loads(zlib.decompress(blob))
+        assert state["version"] == STATE_VERSION, f"matcher state version {state['version']}"
+        book = cls.__new__(cls)
+        book.partition = state["partition"]
+        book.engine = Engine.restore(state["engine"].encode())
+        book.orders = {row[0]: OrderMeta(*row[1:]) for row in state["orders"]}
+        book.by_client = {(a, c): oid for a, c, oid in state["by_client"]}
+        return book

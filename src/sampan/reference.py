@@ -1,0 +1,151 @@
+"""Reference data the venue starts from: the instruments it lists and the demo accounts.
+
+Instruments are the seed of `reference.instruments` and of the matcher's books; the matcher
+reads them from here (or from the JSON file named by SAMPAN_INSTRUMENTS) when it starts, and
+keeps them in its snapshots, so a replay uses the same definitions as the live run. Prices are
+HK$0.001 integers; board lots are shares. `sampan seed` publishes instruments and accounts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sampan.config import Settings, settings
+from sampan.errors import ConfigError, SampanError
+from sampan.matcher.rules import SPREAD_TABLE_PART_A, SPREAD_TABLE_PART_A_BEFORE_2025_08
+from sampan.schemas import registry
+
+# The Instrument record's spread table code → the matcher's table (Part A from 4 Aug 2025; before).
+SPREAD_TABLE_CODES = {"01": SPREAD_TABLE_PART_A, "01L": SPREAD_TABLE_PART_A_BEFORE_2025_08}
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    security: int
+    name: str
+    board_lot: int
+    prev_close_e3: int
+    spread_table: str = "01"
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSeed:
+    account: str
+    member: str
+    cash_cents: int
+    credit_line_cents: int
+    cut_loss_cents: int
+    max_order_notional_cents: int
+    allow_short: bool = False
+    stp: str = "CANCEL_RESTING"
+
+
+DEFAULT_LISTINGS: tuple[Listing, ...] = (
+    Listing(1, "CKH HOLDINGS", 500, 52_150),
+    Listing(5, "HSBC HOLDINGS", 400, 98_300),
+    Listing(11, "HANG SENG BANK", 100, 108_900),
+    Listing(388, "HKEX", 100, 370_400),
+    Listing(700, "TENCENT", 100, 512_000),
+    Listing(939, "CCB", 1000, 7_540),
+    Listing(1299, "AIA", 200, 61_250),
+    Listing(2318, "PING AN", 500, 48_300),
+    Listing(2800, "TRACKER FUND", 500, 24_640),
+    Listing(3690, "MEITUAN", 100, 128_400),
+    Listing(9988, "ALIBABA", 100, 118_700),
+    Listing(9999, "NETEASE", 100, 176_300),
+)
+
+DEFAULT_ACCOUNTS: tuple[AccountSeed, ...] = tuple(
+    AccountSeed(f"ACC{n}", f"M{n % 3}", 50_000_000_00, 10_000_000_00, 5_000_000_00, 20_000_000_00)
+    for n in range(1, 7)
+)
+
+
+def listings() -> tuple[Listing, ...]:
+    """The venue's instruments: SAMPAN_INSTRUMENTS (a JSON list) if set, else the defaults."""
+    path = os.environ.get("SAMPAN_INSTRUMENTS")
+    if not path:
+        return DEFAULT_LISTINGS
+    try:
+        rows = json.loads(Path(path).read_text())
+        return tuple(Listing(**row) for row in rows)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(f"SAMPAN_INSTRUMENTS={path}: {error}") from None
+
+
+def instrument_record(listing: Listing, ts_ns: int) -> dict[str, Any]:
+    return {
+        "security": listing.security,
+        "name": listing.name,
+        "currency": "HKD",
+        "board_lot": listing.board_lot,
+        "spread_table": listing.spread_table,
+        "prev_close_e3": listing.prev_close_e3,
+        "enabled": listing.enabled,
+        "ts_ns": ts_ns,
+    }
+
+
+def account_record(seed: AccountSeed, ts_ns: int) -> dict[str, Any]:
+    return {
+        "account": seed.account,
+        "member": seed.member,
+        "credit_line_cents": seed.credit_line_cents,
+        "cut_loss_cents": seed.cut_loss_cents,
+        "max_order_notional_cents": seed.max_order_notional_cents,
+        "allow_short": seed.allow_short,
+        "stp": seed.stp,
+        "enabled": True,
+        "ts_ns": ts_ns,
+    }
+
+
+def publish_seed(current: Settings) -> tuple[int, int]:
+    """Publish instruments and accounts to their compacted topics; (instruments, accounts)."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        current.kafka(
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": "murmur2_random",
+            }
+        )
+    )
+    now = time.time_ns()
+    items = listings()
+    for listing in items:
+        value = registry().encode("Instrument", instrument_record(listing, now))
+        producer.produce(
+            current.topic("reference.instruments"), value, str(listing.security).encode()
+        )
+    for seed in DEFAULT_ACCOUNTS:
+        value = registry().encode("Account", account_record(seed, now))
+        producer.produce(current.topic("reference.accounts"), value, seed.account.encode())
+    if producer.flush(30):
+        raise SampanError("reference data not delivered within 30 s")
+    return len(items), len(DEFAULT_ACCOUNTS)
+
+
+def _run(args: argparse.Namespace) -> int:
+    instruments, accounts = publish_seed(settings())
+    print(f"published {instruments} instruments and {accounts} accounts")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "seed",
+        help="publish the venue's instruments and demo accounts to the reference topics",
+        description="Publishes reference.instruments (from SAMPAN_INSTRUMENTS or the built-in "
+        "list of Hong Kong equities) and reference.accounts (the demo accounts).",
+    )
+    parser.set_defaults(handler=_run)
