@@ -15,7 +15,7 @@ from sampan.fix.session_types import SessionConfig, SessionRole
 from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.hkex_sim.market import ListedSecurity, Market
-from sampan.hkex_sim.ocg_admin import serve_admin, send_admin
+from sampan.hkex_sim.ocg_admin import send_admin, serve_admin
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
 
 HSBC = ListedSecurity(5, "HSBC HOLDINGS", 400, 98_550)
