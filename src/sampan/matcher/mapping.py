@@ -102,6 +102,7 @@ class PartitionBook:
         self.engine = Engine(rules or Rules.internal(), instruments)
         self.orders: dict[int, OrderMeta] = {}
         self.by_client: dict[tuple[str, str], int] = {}
+        self._target = 0  # the order a CANCEL or AMEND being applied addresses
 
     def venue_order_id(self, order_id: int) -> str:
         return f"X{self.partition}.{order_id}"
@@ -114,14 +115,19 @@ class PartitionBook:
         ts_ns = command["ts_ns"]
         account = command["account"]
         duplicate_of = 0
+        self._target = 0
         if kind == "NEW":
             duplicate_of = self.by_client.get((account, command["cl_ord_id"]), 0)
             engine_command: Command = self._place(offset, command)
         elif kind == "CANCEL":
-            target = self.by_client.get((account, command["orig_cl_ord_id"] or ""), 0)
+            target = self._target = self.by_client.get(
+                (account, command["orig_cl_ord_id"] or ""), 0
+            )
             engine_command = CancelOrder(ts_ns, command["security"], target, account)
         elif kind == "AMEND":
-            target = self.by_client.get((account, command["orig_cl_ord_id"] or ""), 0)
+            target = self._target = self.by_client.get(
+                (account, command["orig_cl_ord_id"] or ""), 0
+            )
             engine_command = AmendOrder(
                 ts_ns, command["security"], target, account, command["price_e3"], command["qty"]
             )
@@ -187,6 +193,9 @@ class PartitionBook:
             self.by_client.pop((event.account, meta.cl_ord_id), None)
             meta.cl_ord_id = command["cl_ord_id"]
             self.by_client[(event.account, meta.cl_ord_id)] = event.order_id
+        # The report that answers a cancel or amend carries the request's ClOrdID and the
+        # order's previous one as OrigClOrdID, as in FIX.
+        answers_request = exec_type in ("CANCELED", "REPLACED") and event.order_id == self._target
         status = ord_status(exec_type, event.cum_qty, event.leaves_qty)
         meta.status = status
         reason = event.reason.name if event.reason is not None else None
@@ -194,10 +203,8 @@ class PartitionBook:
             "exec_id": f"X{event.exec_id}",
             "venue": "INTERNAL",
             "order_id": "" if answers_command else self.venue_order_id(event.order_id),
-            "cl_ord_id": meta.cl_ord_id,
-            "orig_cl_ord_id": command["orig_cl_ord_id"]
-            if command["kind"] in ("CANCEL", "AMEND")
-            else None,
+            "cl_ord_id": command["cl_ord_id"] if answers_request else meta.cl_ord_id,
+            "orig_cl_ord_id": command["orig_cl_ord_id"] if answers_request else None,
             "parent_id": meta.parent_id,
             "account": event.account,
             "member": meta.member,
@@ -323,4 +330,5 @@ class PartitionBook:
         book.engine = Engine.restore(state["engine"].encode())
         book.orders = {row[0]: OrderMeta(*row[1:]) for row in state["orders"]}
         book.by_client = {(a, c): oid for a, c, oid in state["by_client"]}
+        book._target = 0
         return book
