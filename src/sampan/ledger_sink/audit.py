@@ -28,8 +28,9 @@ from typing import Any
 
 from sampan.config import Settings
 from sampan.ledger_sink import db
+from sampan.ledger_sink.intake import SinkStats
 from sampan.ledger_sink.rules import CASH_ASSET
-from sampan.ledger_sink.sink import LedgerSink, SinkOptions, SinkStats
+from sampan.ledger_sink.sink import LedgerSink, SinkOptions
 from sampan.ledger_sink.store import Conn
 
 PROBLEMS_SHOWN_MAX = 10

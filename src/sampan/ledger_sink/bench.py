@@ -23,7 +23,8 @@ from typing import Any
 
 from sampan.config import Settings
 from sampan.ledger_sink import db
-from sampan.ledger_sink.sink import LedgerSink, SinkOptions, SinkStats
+from sampan.ledger_sink.intake import SinkStats
+from sampan.ledger_sink.sink import LedgerSink, SinkOptions
 from sampan.schemas import registry
 
 PRODUCE_FLUSH_TIMEOUT_S = 60.0

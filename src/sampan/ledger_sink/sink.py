@@ -37,11 +37,12 @@ from sampan import topics
 from sampan.config import Settings
 from sampan.errors import SampanError
 from sampan.ledger_sink import db, reads
-from sampan.ledger_sink.records import dead_letter_record, fill_digest, fill_from_record
-from sampan.ledger_sink.rules import ChargeRule, InvalidFill, default_schedule, post_fill
+from sampan.ledger_sink.intake import SinkStats, make_item
+from sampan.ledger_sink.records import dead_letter_record
+from sampan.ledger_sink.rules import ChargeRule, default_schedule
 from sampan.ledger_sink.snapshot import snapshot, to_record
 from sampan.ledger_sink.store import BatchResult, Conn, Item, Rejected, Source, post_batch
-from sampan.schemas import SchemaError, registry
+from sampan.schemas import registry
 
 log = logging.getLogger(__name__)
 
@@ -69,39 +70,6 @@ class SinkOptions:
     # Replay mode (rebuild, bench): assign every partition instead of joining the group, and
     # stop once each partition's next offset reaches this (exclusive end offsets).
     stop_at: dict[int, int] | None = None
-
-
-@dataclass(slots=True)
-class SinkStats:
-    posted: int = 0
-    replayed: int = 0
-    rejected: int = 0
-    transfers: int = 0
-    batches: int = 0
-    commit_ms: list[float] = field(default_factory=list)
-    first_record_at: float = 0.0  # time.monotonic() of the first record received
-    last_commit_at: float = 0.0
-
-
-def make_item(
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    schedule: tuple[ChargeRule, ...],
-) -> Item:
-    """Decode one record and post it in memory; a failure becomes an item carrying the error."""
-    if value is None:
-        return Item(partition, offset, key, value, None, b"", (), "record has no value")
-    try:
-        record = registry().decode("Fill", value)
-        fill = fill_from_record(record)
-        transfers = post_fill(fill, schedule)
-    except (SchemaError, InvalidFill, KeyError, TypeError) as error:
-        return Item(
-            partition, offset, key, value, None, b"", (), f"{type(error).__name__}: {error}"
-        )
-    return Item(partition, offset, key, value, fill, fill_digest(record), transfers, "")
 
 
 class LedgerSink:

@@ -26,7 +26,6 @@ import psycopg
 
 from sampan.ledger_sink.positions import Position, apply_trade
 from sampan.ledger_sink.rules import EXCHANGE_MEMBER, Fill, Transfer, deltas
-from sampan.ledger_sink.rules import unbalanced_assets as _unbalanced
 
 OPERATOR_MEMBER = "SAMPAN"  # the venue itself: owns the charge accounts
 
@@ -151,8 +150,15 @@ def _ensure_accounts(conn: Conn, fresh: Sequence[Item], known: set[str]) -> list
     return accounts
 
 
+# COPY text format: backslash, tab, newline and carriage return must be escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
 def _copy_rows(conn: Conn, fresh: Sequence[Item]) -> int:
-    count = 0
     with conn.cursor() as cur:
         with cur.copy(
             "COPY fills (fill_ref, digest, security, price_e3, qty, ts_event_ns, "
@@ -177,26 +183,32 @@ def _copy_rows(conn: Conn, fresh: Sequence[Item]) -> int:
             "COPY transfers (id, debit_account, credit_account, asset, amount, reason, "
             "fill_ref, ts_event_ns) FROM STDIN"
         ) as copy:
+            # The journal is most of the rows: format it as COPY text in one pass and send it
+            # in one write (several times faster than write_row per row, see bench.py).
+            lines = []
             for item in fresh:
                 for t in item.transfers:
-                    copy.write_row(
-                        (
-                            t.id,
-                            t.debit_account,
-                            t.credit_account,
-                            t.asset,
-                            t.amount,
-                            t.reason.value,
-                            t.fill_ref,
-                            t.ts_ns,
-                        )
+                    lines.append(
+                        f"{_text(t.id)}\t{_text(t.debit_account)}\t{_text(t.credit_account)}\t"
+                        f"{_text(t.asset)}\t{t.amount}\t{t.reason.value}\t{_text(t.fill_ref)}\t"
+                        f"{t.ts_ns}\n"
                     )
-                    count += 1
+            count = len(lines)
+            copy.write("".join(lines))
     return count
 
 
-def _update_balances(conn: Conn, transfers: Sequence[Transfer]) -> None:
-    changes = sorted((k, v) for k, v in deltas(transfers).items() if v)
+def _check_balanced(changes: dict[tuple[str, str], int]) -> None:
+    """Debits = credits per asset, in Python, before PostgreSQL checks it again at commit."""
+    per_asset: dict[str, int] = {}
+    for (_, asset), delta in changes.items():
+        per_asset[asset] = per_asset.get(asset, 0) + delta
+    unbalanced = {asset: total for asset, total in per_asset.items() if total}
+    assert not unbalanced, f"posting rules produced unbalanced transfers: {unbalanced}"
+
+
+def _update_balances(conn: Conn, balance_deltas: dict[tuple[str, str], int]) -> None:
+    changes = sorted((k, v) for k, v in balance_deltas.items() if v)
     if not changes:
         return
     conn.execute(
@@ -314,12 +326,12 @@ def post_batch(
             rejected.sort(key=lambda r: (r.partition, r.offset))
             on_rejected(rejected)
         transfers = [t for item in fresh for t in item.transfers]
-        unbalanced = _unbalanced(transfers)
-        assert not unbalanced, f"posting rules produced unbalanced transfers: {unbalanced}"
+        balance_deltas = deltas(transfers)
+        _check_balanced(balance_deltas)
         added = _ensure_accounts(conn, fresh, known_accounts) if fresh else []
         if fresh:
             _copy_rows(conn, fresh)
-            _update_balances(conn, transfers)
+            _update_balances(conn, balance_deltas)
             _update_positions(conn, fresh)
             _update_last_prices(conn, fresh)
         _store_offsets(conn, source, items)
