@@ -1,0 +1,67 @@
+"""Mapping between a drop-copy FIX ExecutionReport and the `DropCopyExecution` record. Pure.
+
+Guarantees: prices stay integers (HK$0.001, parsed without rounding); `raw` is the message as
+decoded, re-encoded deterministically with SOH shown as `|`, so it names both CompIDs; a report
+that cannot be mapped raises `FieldError` naming the tag (the caller decides what to do).
+
+Limits: reports without LastPx/LastQty (anything but a trade) carry 0 for both.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sampan.fix.codec import (
+    TAG_MSG_SEQ_NUM,
+    TAG_SENDING_TIME,
+    FieldError,
+    FixMessage,
+    encode,
+    parse_utc_timestamp,
+)
+from sampan.fix.messages import ExecutionReport, Side
+
+_SIDE = {Side.BUY: "BUY", Side.SELL: "SELL", Side.SELL_SHORT: "SELL_SHORT"}
+_NS_PER_S = 1_000_000_000
+_HKT = timedelta(hours=8)  # Hong Kong has no daylight saving time
+EXEC_TYPE_TRADE = "F"
+
+
+def trading_day_of(ts_ns: int) -> str:
+    """The Hong Kong calendar day of `ts_ns` as YYYY-MM-DD (the FIX sessions' day)."""
+    return (datetime.fromtimestamp(ts_ns / _NS_PER_S, UTC) + _HKT).date().isoformat()
+
+
+def raw_text(msg: FixMessage) -> str:
+    return encode(msg).decode("latin-1").replace("\x01", "|")
+
+
+def to_record(msg: FixMessage) -> dict[str, Any]:
+    """The `DropCopyExecution` of one inbound ExecutionReport (35=8)."""
+    report = ExecutionReport.from_fix(msg)
+    seq = msg.msg_seq_num
+    if seq is None:
+        raise FieldError(TAG_MSG_SEQ_NUM, "required field missing")
+    security = report.security_id
+    if not security.isdigit():
+        raise FieldError(48, f"not an HKEX security code: {security[:16]!r}")
+    return {
+        "exec_id": report.exec_id,
+        "order_id": report.order_id,
+        "cl_ord_id": report.cl_ord_id,
+        "security": int(security),
+        "side": _SIDE[report.side],
+        "exec_type": str(report.exec_type),
+        "last_px_e3": report.last_px_e3 or 0,
+        "last_qty": report.last_qty or 0,
+        "msg_seq_num": seq,
+        "sending_time_ns": parse_utc_timestamp(TAG_SENDING_TIME, msg.require(TAG_SENDING_TIME)),
+        "raw": raw_text(msg),
+    }
+
+
+def addressed_to(record: dict[str, Any], comp_id: str) -> bool:
+    """True when the record came from the drop-copy session of `comp_id` (TargetCompID 56)."""
+    raw: str = record["raw"]
+    return f"|56={comp_id}|" in raw
