@@ -91,6 +91,8 @@ def bench_serde(records: int = SERDE_RECORDS) -> dict[str, Any]:
 # Other benchmarks live beside the code they measure; each is `module:function(args) -> dict`.
 BENCHES: dict[str, str] = {
     "serde": "sampan.bench:_serde",
+    "matcher": "sampan.matcher.bench:run",
+    "ledger": "sampan.ledger_sink.bench:run",
 }
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.demo",
     "sampan.reference",
     "sampan.matcher.cli",
+    "sampan.ledger_sink.cli",
     "sampan.bench",
 )
 

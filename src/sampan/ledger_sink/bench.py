@@ -188,3 +188,10 @@ def run_ledger_bench(settings: Settings, fills: int, batch_sizes: Sequence[int])
             with contextlib.suppress(Exception):
                 future.result(timeout=ADMIN_TIMEOUT_S)
     return results
+
+
+def run(args: Any) -> dict[str, Any]:
+    """Entry for `sampan bench ledger` (`--records` sets the number of fills)."""
+    from sampan.config import settings
+
+    return run_ledger_bench(settings(), args.records or 30_000, (500, 2000))

@@ -145,6 +145,11 @@ def producer_config(settings: Settings, group: str, config: AgentConfig) -> dict
             "message.timeout.ms": config.transaction_timeout_ms,
             "linger.ms": config.linger_ms,
             "partitioner": "murmur2_random",  # the Java client's partitioner, so keys land alike
+        # A transaction's first AddOffsetsToTxn often meets CONCURRENT_TRANSACTIONS while the
+        # previous commit's markers are still being written; the default 100 ms backoff then
+        # stalls the whole pipeline. Retry soon, backing off exponentially to 100 ms.
+        "retry.backoff.ms": 2,
+        "retry.backoff.max.ms": 100,
             "queue.buffering.max.messages": 100_000,
             **config.extra_producer,
         }
@@ -205,9 +210,7 @@ class AgentRunner:
             while not self.stop.requested:
                 if self.config.max_batches is not None and self.batches >= self.config.max_batches:
                     break
-                messages = self.consumer.consume(
-                    num_messages=self.config.batch_size_max, timeout=self.config.poll_timeout_s
-                )
+                messages = self._next_batch()
                 if not messages:
                     if (
                         self.config.idle_exit_s is not None
@@ -223,6 +226,19 @@ class AgentRunner:
             self.consumer.close()
             self.producer.flush(self.config.commit_timeout_s)
         return 0
+
+    def _next_batch(self) -> list[Any]:
+        """Whatever has arrived, up to the batch maximum, without waiting to fill the batch:
+        `consume(n, timeout)` would wait the whole timeout for n records, adding that much
+        latency to every record at low rates. Wait only for the first record."""
+        batch_max = self.config.batch_size_max
+        messages: list[Any] = self.consumer.consume(num_messages=batch_max, timeout=0)
+        if messages:
+            return messages
+        first = self.consumer.poll(self.config.poll_timeout_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(num_messages=batch_max - 1, timeout=0)]
 
     def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
