@@ -105,3 +105,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         if name == "run":
             p.add_argument("--tick-s", type=float, default=1.0, help="evaluation interval")
         p.set_defaults(handler=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands without the `sampan` entry point (`python -m sampan.dropcopy.cli`)."""
+    parser = argparse.ArgumentParser(prog="sampan")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
