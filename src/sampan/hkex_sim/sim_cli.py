@@ -128,3 +128,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_ocg_arguments(parser)
     omd_cli.add_omd_arguments(parser)
     parser.set_defaults(handler=_handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sampan.hkex_sim.sim_cli hkex-sim ...`, until cli.py lists this module."""
+    parser = argparse.ArgumentParser(prog="sampan")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -279,3 +279,17 @@ def test_unsupported_or_malformed_business_messages_get_business_message_reject(
     rejects = f.out
     assert [type(r) for r in rejects] == [BusinessMessageReject] * 3
     assert [r.business_reject_reason for r in rejects] == [3, 5, 3]  # type: ignore[union-attr]
+
+
+def test_admin_commands_reject_malformed_input() -> None:
+    from sampan.hkex_sim.ocg_admin import admin_command
+    from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
+
+    gateway = Gateway(GatewayConfig((FirmConfig("SAMPAN", "SAMPANDC"),)), Market([HSBC]))
+    assert admin_command(gateway, "")[0].startswith("ERR")
+    assert admin_command(gateway, "LOSE SAMPAN x")[0].startswith("ERR")
+    assert admin_command(gateway, "LOSE SAMPAN 99999999")[0].startswith("ERR")
+    assert admin_command(gateway, "CUT SAMPAN") == ["ERR SAMPAN is not connected"]
+    assert admin_command(gateway, "CUT NOBODY")[0].startswith("ERR")
+    assert admin_command(gateway, "lose SAMPAN 2") == ["OK lose SAMPAN 2"]
+    assert "lose_pending=2" in admin_command(gateway, "STATUS")[1]
