@@ -11,14 +11,22 @@ engines built the same way:
 
 Determinism makes the two runs identical event for event (checked by counting events).
 
-What limits it (CPython 3.11, cProfile and timeit on this code): building the frozen, slotted
-event dataclasses dominates. A frozen dataclass's `__init__` sets each field through
-`object.__setattr__`, about 1.1 us for a 14-field `ExecutionReport` against 0.15 us for a
-non-frozen one, and every command emits at least one report (a fill emits three events).
-Next come the Python-level method calls per command (`process` dispatch, checks, `report`,
-`next_exec_id`), the `OrderStatus.to` transition check, and `bisect.insort` when a new level
-appears. Book operations themselves (dict lookup, linked-list splice) are a small share. Going
-past ~300k commands/s would need mutable or tuple events on the hot path, or a compiled core.
+Measured (seed 1, 4 books, 200,000 commands, CPython 3.11.7, one core of this container):
+about 245,000 commands/s; latency p50 4.0 us, p99 18 us, p99.9 ~100 us. The effective mix
+is about 44% new day, 13% IOC, 34% cancel, 9% amend: when the books exceed 110% of their
+target size a new order turns into a cancel; the result reports the mix it ran.
+
+What limits it (cProfile and timeit on this code): object construction. A frozen, slotted
+dataclass sets each field through `object.__setattr__`, so a 14-field `ExecutionReport` costs
+about 1.1 us to build against 0.15 us for a non-frozen one, and every command emits at least
+one report (a fill emits three events); a new `Order` node costs another ~0.5 us. Next come
+Python-level calls per command (`process` dispatch, the check helpers, `report`) and the
+`OrderStatus.to` transition check. Book operations themselves (dict lookups, linked-list
+splices, bisect) are a small share. Measured but not adopted: building events through their
+slot descriptors saves ~0.4 us per event (about 10%) at the price of generated code.
+Tail latency comes from IOC sweeps that emit many events and from garbage-collector passes.
+Reaching 500,000 commands/s would need non-frozen or tuple events on the hot path, or a
+compiled core.
 """
 
 from __future__ import annotations

@@ -246,7 +246,8 @@ class OrderBook:
         reason: CancelReason | None = None,
     ) -> ExecutionReport:
         """A non-fill report for `order`; done orders show leaves 0."""
-        leaves = order.leaves_qty if exec_type in _LIVE_TYPES else 0
+        live = exec_type is ExecType.ACCEPTED or exec_type is ExecType.AMENDED
+        leaves = order.leaves_qty if live else 0
         return ExecutionReport(
             exec_type,
             ts_ns,
@@ -433,9 +434,6 @@ class OrderBook:
             self.rest(order)
             order.priority = prio
         self.priority_seq = data["priority_seq"]
-
-
-_LIVE_TYPES = frozenset({ExecType.ACCEPTED, ExecType.AMENDED})
 
 
 def _validate_level(level: Level, side: Side, index: dict[int, Order], seen: set[int]) -> None:

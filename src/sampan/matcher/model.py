@@ -17,24 +17,32 @@ from dataclasses import dataclass
 from enum import Enum
 
 
-class Side(Enum):
+class _Enum(Enum):
+    """Members hash by identity: `Enum.__hash__` is Python code hashing the member's name,
+    and the hot path hashes enums in every status check. Members are singletons compared by
+    identity, so identity hashing is consistent with equality."""
+
+    __hash__ = object.__hash__
+
+
+class Side(_Enum):
     BUY = 1
     SELL = 2
 
 
-class OrderType(Enum):
+class OrderType(_Enum):
     LIMIT = 1
     ENHANCED_LIMIT = 2
     MARKET = 3
 
 
-class TimeInForce(Enum):
+class TimeInForce(_Enum):
     DAY = 0
     IOC = 3
     FOK = 4
 
 
-class StpMode(Enum):
+class StpMode(_Enum):
     """What happens when an order meets a resting order of the same member firm."""
 
     CANCEL_RESTING = 1
@@ -42,7 +50,7 @@ class StpMode(Enum):
     CANCEL_BOTH = 3
 
 
-class ExecType(Enum):
+class ExecType(_Enum):
     ACCEPTED = "0"
     PARTIALLY_FILLED = "1"
     FILLED = "2"
@@ -52,13 +60,13 @@ class ExecType(Enum):
     EXPIRED = "C"
 
 
-class RequestKind(Enum):
+class RequestKind(_Enum):
     CANCEL = 1
     AMEND = 2
     MASS_CANCEL = 3
 
 
-class RejectReason(Enum):
+class RejectReason(_Enum):
     UNKNOWN_SECURITY = 1
     SECURITY_HALTED = 2
     INVALID_QTY = 3
@@ -78,7 +86,7 @@ class RejectReason(Enum):
     INVALID_TIME_IN_FORCE = 17  # a market order must be IOC or FOK
 
 
-class CancelReason(Enum):
+class CancelReason(_Enum):
     REQUESTED = 1
     MASS_CANCEL = 2
     SELF_TRADE_PREVENTED = 3
@@ -88,7 +96,7 @@ class IllegalTransitionError(Exception):
     """An order was driven through a status change the state machine forbids (a bug)."""
 
 
-class OrderStatus(Enum):
+class OrderStatus(_Enum):
     NEW = 0
     PARTIALLY_FILLED = 1
     FILLED = 2
