@@ -69,15 +69,15 @@ class Engine:
         return [self._books[s].instrument for s in sorted(self._books)]
 
     def process(self, command: Command) -> list[Event]:
-        kind = type(command)
-        if kind is PlaceOrder:
-            return self._place(command)  # type: ignore[arg-type]
-        if kind is CancelOrder:
-            return self._cancel(command)  # type: ignore[arg-type]
-        if kind is AmendOrder:
-            return self._amend(command)  # type: ignore[arg-type]
-        assert kind is MassCancel, f"not a command: {command!r}"
-        return self._mass_cancel(command)  # type: ignore[arg-type]
+        # `type(x) is C` narrows for mypy and is cheaper than isinstance on the hot path.
+        if type(command) is PlaceOrder:
+            return self._place(command)
+        if type(command) is CancelOrder:
+            return self._cancel(command)
+        if type(command) is AmendOrder:
+            return self._amend(command)
+        assert type(command) is MassCancel, f"not a command: {command!r}"
+        return self._mass_cancel(command)
 
     # ------------------------------------------------------------------ place
 
