@@ -7,9 +7,10 @@ Guarantees:
   once, in order.
 - Applied messages update the 10-level books, the reference data and the statistics, and
   produce outputs: ``TradeOut`` per Trade (50), ``InstrumentOut`` per SecurityDefinition (11),
-  ``StatsOut`` per Statistics (60) or NominalPrice (40), and one ``DepthOut`` (top five a side)
-  per security whose book changed in the packet (coalesced, because only the latest depth
-  matters on a compacted topic). Every output carries the packet's SendTime.
+  ``StatsOut`` per Statistics (60) or NominalPrice (40); ``take_depth`` returns one
+  ``DepthOut`` (top five a side) per security whose book changed since its last call
+  (conflated, because only the latest depth matters on a compacted topic). Every output
+  carries the SendTime of the packet that produced it.
 - A message type not modelled is counted in ``counters.unknown`` and skipped.
 - A book update that contradicts the book (``BookInconsistent``) or an arbiter that gives up
   on a gap starts a refresh: live messages are cached, the next complete snapshot from the
@@ -129,6 +130,7 @@ class FeedHandler:
         self.counters = FeedCounters()
         self._stats: dict[int, _Stats] = {}
         self._collector: RefreshCollector | None = None
+        self._dirty: dict[int, tuple[int, int]] = {}  # security -> (seq, SendTime) to publish
         if arbiter.state is ArbiterState.REFRESHING:
             self._collector = RefreshCollector()
             self.counters.refreshes_started += 1
@@ -307,10 +309,20 @@ class FeedHandler:
         )
 
     def _depth(self, touched: set[int], seq: int, send_ns: int, out: list[Output]) -> None:
-        for code in sorted(touched):
+        """Mark ``touched`` books dirty; ``take_depth`` emits them (conflated)."""
+        del out  # depth is conflated across packets, see take_depth
+        for code in touched:
+            self._dirty[code] = (seq, send_ns)
+
+    def take_depth(self) -> list[Output]:
+        """One DepthOut per book changed since the last call: under load, depth conflates
+        (only the latest matters on the compacted md.depth) while trades never do."""
+        out: list[Output] = []
+        for code in sorted(self._dirty):
+            seq, send_ns = self._dirty[code]
             book = self.books.books.get(code)
-            if book is None:
-                continue
-            bids = tuple(Level(*t) for t in book.bids[:DEPTH_OUT_LEVELS])
-            asks = tuple(Level(*t) for t in book.asks[:DEPTH_OUT_LEVELS])
+            bids = () if book is None else tuple(Level(*t) for t in book.bids[:DEPTH_OUT_LEVELS])
+            asks = () if book is None else tuple(Level(*t) for t in book.asks[:DEPTH_OUT_LEVELS])
             out.append(DepthOut(code, bids, asks, seq, send_ns))
+        self._dirty.clear()
+        return out

@@ -6,7 +6,8 @@ Guarantees:
   datagram that finds the queue full is dropped and counted, which the arbiter then sees as
   a gap and recovers like any loss.
 - One consumer task applies datagrams to the ``FeedHandler`` in arrival order and hands its
-  outputs to the sink. Gaps the arbiter reports are filled from the retransmission server
+  outputs to the sink; depth is published once per drained batch (at most ``BATCH_MAX``
+  datagrams), so under load it conflates instead of queueing. Gaps the arbiter reports are filled from the retransmission server
   (one recovery task at a time, gaps queued up to ``GAPS_QUEUED_MAX``); a refused request or
   an unreachable server starts a refresh instead. Retransmitted packets are applied as they
   arrive.
@@ -156,6 +157,7 @@ class OmdIngest:
                         self._apply(*self.queue.get_nowait())
                     except asyncio.QueueEmpty:
                         break
+                self._publish_depth()
             self._poll_feed()
             self.sink.poll()
             if loop.time() >= next_status:
@@ -175,6 +177,12 @@ class OmdIngest:
 
     def _on_retransmitted(self, data: bytes) -> None:
         self._apply(SOURCE_LINE, data)
+        self._publish_depth()
+
+    def _publish_depth(self) -> None:
+        depth = self.feed.take_depth()
+        if depth:
+            self.sink.publish(depth)
 
     def _log_malformed(self, data: bytes) -> None:
         n = self.feed.counters.malformed
