@@ -17,7 +17,9 @@ Guarantees:
 - A ``SequenceReset`` (100) is acted on as soon as either line delivers it: the buffer and holes
   are dropped, the reset is delivered (so the caller clears its state and may start a refresh),
   and numbering restarts. The second line's copy, which has the same sequence number and
-  NewSeqNo, is recognised and ignored.
+  NewSeqNo, is recognised and ignored while fewer than ``reset_duplicate_window`` messages
+  have been delivered since the first; past that, an identical reset is a new one (HKEX
+  always sends SeqNum 1 and NewSeqNo 1, so a second reset in a day looks the same).
 
 Limits:
 - Arbitration has no notion of which line a packet came from: first copy wins, whichever.
@@ -39,6 +41,9 @@ GAP_TIMEOUT_NS_DEFAULT = 50_000_000  # wait 50 ms for the other line before aski
 PENDING_MAX_DEFAULT = 100_000
 RETRANS_AVAILABLE_MAX = 50_000  # §4.3: the RTS keeps the last 50,000 messages per channel
 RETRANS_RANGE_MAX = 10_000  # §4.3: at most 10,000 messages per request
+# A line lags the other by at most a few packets; a repeat of the same reset beyond this many
+# messages after it is a genuine new reset.
+RESET_DUPLICATE_WINDOW_DEFAULT = 1_000
 REFRESH_MESSAGES_MAX_DEFAULT = 1_000_000
 
 
@@ -96,12 +101,15 @@ class LineArbiter:
         gap_timeout_ns: int = GAP_TIMEOUT_NS_DEFAULT,
         pending_max: int = PENDING_MAX_DEFAULT,
         retrans_available_max: int = RETRANS_AVAILABLE_MAX,
+        reset_duplicate_window: int = RESET_DUPLICATE_WINDOW_DEFAULT,
     ) -> None:
         """``next_seq_num=None`` starts a late joiner in REFRESHING."""
         assert pending_max >= 1 and gap_timeout_ns >= 0
         self.gap_timeout_ns = gap_timeout_ns
         self.pending_max = pending_max
         self.retrans_available_max = retrans_available_max
+        self.reset_duplicate_window = reset_duplicate_window
+        self._reset_next = 0  # next expected right after the last reset
         self.counters = ArbiterCounters()
         self._pending: dict[int, Message] = {}
         self._holes: list[_Hole] = []
@@ -222,7 +230,7 @@ class LineArbiter:
 
     def _on_reset(self, seq: int, message: SequenceReset, out: list[Delivery]) -> None:
         key = (seq, message.new_seq_no)
-        if key == self._last_reset:
+        if key == self._last_reset and self._next - self._reset_next < self.reset_duplicate_window:
             self.counters.duplicates += 1
             return
         self._last_reset = key
@@ -237,6 +245,7 @@ class LineArbiter:
         # previous plus its MsgCount); otherwise numbering restarts at NewSeqNo.
         new = message.new_seq_no
         self._next = new + 1 if seq == new else new
+        self._reset_next = self._next
         self._high = self._next - 1
 
     def _switch_to_refresh(self, reason: str) -> None:
