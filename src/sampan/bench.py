@@ -93,6 +93,7 @@ BENCHES: dict[str, str] = {
     "serde": "sampan.bench:_serde",
     "matcher": "sampan.matcher.bench:run",
     "ledger": "sampan.ledger_sink.bench:run",
+    "omd": "sampan.omd_ingest.bench:run",
 }
 
 

@@ -23,6 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.reference",
     "sampan.matcher.cli",
     "sampan.ledger_sink.cli",
+    "sampan.hkex_sim.sim_cli",
+    "sampan.dropcopy.cli",
+    "sampan.hkex_sim.omd_cli",
+    "sampan.omd_ingest.cli",
     "sampan.bench",
 )
 

@@ -15,6 +15,8 @@ E2E_PACED_S = 5.0
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from sampan.matcher.bench_core import run_core_bench
 
-    results: dict[str, Any] = dict(run_core_bench(seed=42, books=10, commands=args.records or 300_000))
+    results: dict[str, Any] = dict(
+        run_core_bench(seed=42, books=10, commands=args.records or 300_000)
+    )
     results.update(run_e2e_bench(settings(), E2E_MAX_ORDERS, E2E_PACED_S))
     return results

@@ -159,3 +159,10 @@ if __name__ == "__main__":
     from sampan.config import settings as _settings
 
     print(run_omd_bench(_settings()))
+
+
+def run(args: Any) -> dict[str, Any]:
+    """Entry for `sampan bench omd`."""
+    from sampan.config import settings
+
+    return run_omd_bench(settings(), rates=(10_000, 50_000), duration_s=5.0, seed=7)

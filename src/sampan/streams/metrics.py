@@ -2,7 +2,8 @@
 consumer lag. Served over HTTP on `metrics_port` when it is not 0.
 
 Each agent has its own registry, so several agents (or tests) in one process never collide.
-Consumer lag comes from librdkafka's statistics callback (every `statistics.interval.ms`).
+Consumer lag comes from librdkafka's statistics callback (every `statistics.interval.ms`):
+the last stable offset less the consumer's position, per partition.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class AgentMetrics:
         stats = json.loads(stats_json)
         for topic, topic_stats in stats.get("topics", {}).items():
             for partition, p in topic_stats.get("partitions", {}).items():
-                if partition == "-1" or p.get("consumer_lag", -1) < 0:
+                # librdkafka's own consumer_lag needs offsets committed by the consumer; ours
+                # commit through the producer's transaction, so measure from the position:
+                # the last stable offset (what read_committed may read) less the next to read.
+                stable, position = p.get("ls_offset", -1), p.get("app_offset", -1)
+                if partition == "-1" or stable < 0 or position < 0:
                     continue
-                self.lag.labels(self._agent, topic, partition).set(p["consumer_lag"])
+                self.lag.labels(self._agent, topic, partition).set(max(0, stable - position))

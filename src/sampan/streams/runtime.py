@@ -145,11 +145,11 @@ def producer_config(settings: Settings, group: str, config: AgentConfig) -> dict
             "message.timeout.ms": config.transaction_timeout_ms,
             "linger.ms": config.linger_ms,
             "partitioner": "murmur2_random",  # the Java client's partitioner, so keys land alike
-        # A transaction's first AddOffsetsToTxn often meets CONCURRENT_TRANSACTIONS while the
-        # previous commit's markers are still being written; the default 100 ms backoff then
-        # stalls the whole pipeline. Retry soon, backing off exponentially to 100 ms.
-        "retry.backoff.ms": 2,
-        "retry.backoff.max.ms": 100,
+            # A transaction's first AddOffsetsToTxn often meets CONCURRENT_TRANSACTIONS while the
+            # previous commit's markers are still being written; the default 100 ms backoff then
+            # stalls the whole pipeline. Retry soon, backing off exponentially to 100 ms.
+            "retry.backoff.ms": 2,
+            "retry.backoff.max.ms": 100,
             "queue.buffering.max.messages": 100_000,
             **config.extra_producer,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,3 +189,45 @@ def test_postgres_answers_on_the_configured_url(stack_settings: Settings) -> Non
     with psycopg.connect(stack_settings.database_url, connect_timeout=10) as conn:
         row = conn.execute("SELECT current_database(), 6 * 7").fetchone()
     assert row == ("sampan", 42)
+
+
+def test_agent_serves_prometheus_metrics(env_settings: Settings) -> None:
+    import socket
+    import urllib.request
+
+    text = ""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    produce_commands(env_settings, "metrics", 50)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "sampan.cli", "demo", "agent", "--metrics-port", str(port)],
+        env=dict(os.environ),
+    )
+    try:
+        read_all(env_settings, "orders.events", "ExecutionReport", 50)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/metrics", timeout=5
+                ) as response:
+                    text = response.read().decode()
+                # Lag comes from librdkafka's statistics, every 5 s.
+                lag_sampled = 'sampan_consumer_lag{agent="sampan-ack",partition=' in text
+                if 'sampan_records_in_total{agent="sampan-ack"} 50.0' in text and lag_sampled:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (
+                f"metrics never showed 50 records in and a lag:\n{text}"
+            )
+            time.sleep(0.2)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+    assert 'sampan_records_out_total{agent="sampan-ack"} 50.0' in text
+    assert "sampan_batch_seconds_bucket" in text
+    assert re.search(
+        r'sampan_consumer_lag\{agent="sampan-ack",partition="\d",topic="[^"]+"\} 0\.0', text
+    )
