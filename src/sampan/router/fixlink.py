@@ -1,0 +1,181 @@
+"""The router's OCG-C order-entry session: one FIX initiator, reconnected until stopped.
+
+The session's outbound side (our MsgSeqNum and the messages sent, for resends) persists in a
+`FileSessionStore` per trading day; its inbound side does not: the next inbound MsgSeqNum lives
+in Kafka (`state_topic`), committed with the records the reports became, and the link is told
+it at start. So after a crash the Logon asks (789) for everything whose records were not
+committed, and the gateway replays it; messages received but not yet committed are simply
+received again.
+
+Guarantees: inbound business messages are queued in MsgSeqNum order with their numbers, at
+most `INBOUND_MAX` (past that the link raises: a restart recovers by resend, nothing is lost);
+messages sent while disconnected are numbered, stored and delivered by the replay after the
+next logon; reconnects back off exponentially up to `BACKOFF_MAX_S`; every connect has a
+timeout.
+
+Limits: losing the state directory makes the gateway refuse our Logon (MsgSeqNum too low)
+until its trading day ends; no day rollover while running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sampan.fix.codec import FixMessage
+from sampan.fix.session import Session
+from sampan.fix.session_types import SessionConfig, SessionRole
+from sampan.fix.store import FileSessionStore
+from sampan.fix.transport import SessionConnection, open_initiator
+
+log = logging.getLogger(__name__)
+
+INBOUND_MAX = 100_000
+CONNECT_TIMEOUT_S = 5.0
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 5.0
+LOGOUT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    host: str
+    port: int
+    comp_id: str = "SAMPAN"
+    gateway_comp_id: str = "HKEX"
+    heartbeat_interval_s: int = 20
+    state_dir: Path = Path(".state/router")
+    fsync: bool = True
+
+
+class KafkaTargetStore:
+    """A `SessionStore`: outbound numbers and messages on disk, the inbound number in memory
+    (its durable copy is the one committed to Kafka)."""
+
+    def __init__(self, outbound: FileSessionStore, next_target_seq_num: int) -> None:
+        self.outbound = outbound
+        self._next_target = next_target_seq_num
+
+    @property
+    def next_sender_seq_num(self) -> int:
+        return self.outbound.next_sender_seq_num
+
+    @property
+    def next_target_seq_num(self) -> int:
+        return self._next_target
+
+    def set_next_sender_seq_num(self, seq_num: int) -> None:
+        self.outbound.set_next_sender_seq_num(seq_num)
+
+    def set_next_target_seq_num(self, seq_num: int) -> None:
+        assert seq_num >= 1
+        self._next_target = seq_num
+
+    def save_sent(self, seq_num: int, raw: bytes) -> None:
+        self.outbound.save_sent(seq_num, raw)
+
+    def load_sent(self, begin: int, end: int) -> dict[int, bytes]:
+        return self.outbound.load_sent(begin, end)
+
+
+class FixLink:
+    """Drive with `run(stop)` as a task; `send` and `drain` from the same event loop."""
+
+    def __init__(self, config: LinkConfig, day: date, next_inbound_seq: int) -> None:
+        self.config = config
+        outbound = FileSessionStore(config.state_dir, config.comp_id, day, durable=config.fsync)
+        self.store = KafkaTargetStore(outbound, next_inbound_seq)
+        self.session = Session(
+            SessionConfig(
+                SessionRole.INITIATOR,
+                config.comp_id,
+                config.gateway_comp_id,
+                heartbeat_interval_s=config.heartbeat_interval_s,
+                heartbeat_interval_s_min=1,
+            ),
+            self.store,
+        )
+        self.wake = asyncio.Event()
+        self.logons = 0
+        self._conn: SessionConnection | None = None
+        self._inbound: list[tuple[int, FixMessage]] = []
+
+    # ---- Application callbacks (synchronous, on the event loop) -------------------------
+
+    def on_logon(self, conn: SessionConnection) -> None:
+        self._conn = conn
+        self.logons += 1
+        log.info("router: OCG-C session %s logged on", self.config.comp_id)
+
+    def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
+        seq = msg.msg_seq_num
+        assert seq is not None, "the session delivers sequenced messages only"
+        if len(self._inbound) >= INBOUND_MAX:
+            raise RuntimeError(f"more than {INBOUND_MAX} HKEX messages wait for a commit")
+        self._inbound.append((seq, msg))
+        self.wake.set()
+
+    def on_session_ended(self, conn: SessionConnection, reason: str, was_logged_on: bool) -> None:
+        self._conn = None
+        log.info("router: OCG-C session ended: %s", reason)
+
+    # ---- the router's side ----------------------------------------------------------------
+
+    @property
+    def logged_on(self) -> bool:
+        return self._conn is not None and self.session.is_logged_on
+
+    def send(self, msg: FixMessage) -> None:
+        """Send now, or number and store it for the replay after the next logon."""
+        if self._conn is not None:
+            self._conn.send(msg)
+        else:
+            self.session.send(msg, time.time_ns())
+
+    def drain(self) -> list[tuple[int, FixMessage]]:
+        items, self._inbound = self._inbound, []
+        self.wake.clear()
+        return items
+
+    def close(self) -> None:
+        self.store.outbound.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff_s = BACKOFF_INITIAL_S
+        while not stop.is_set():
+            try:
+                conn = await asyncio.wait_for(
+                    open_initiator(self.config.host, self.config.port, self.session, self),
+                    CONNECT_TIMEOUT_S,
+                )
+            except (OSError, TimeoutError) as error:
+                log.info("router: OCG-C connect failed (%s); retry in %.1f s", error, backoff_s)
+                await _sleep(stop, backoff_s)
+                backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
+                continue
+            logons = self.logons
+            running = asyncio.create_task(conn.run())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                if self.session.is_logged_on:
+                    conn.logout("router stopping")
+                await asyncio.wait({running}, timeout=LOGOUT_TIMEOUT_S)
+                running.cancel()
+            stopping.cancel()
+            if running.done() and not running.cancelled() and running.exception() is not None:
+                raise running.exception()  # type: ignore[misc]
+            if self.logons > logons:
+                backoff_s = BACKOFF_INITIAL_S  # it worked for a while: reconnect promptly
+            await _sleep(stop, backoff_s)
+            backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

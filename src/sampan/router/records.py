@@ -1,0 +1,153 @@
+"""Records the router writes: execution reports, HKEX fills, internal commands. Pure functions.
+
+Every record is a plain dict in the shape of its Avro schema (`ExecutionReport`, `Fill`,
+`OrderCommand`), wrapped in an `Out` that names its catalog topic and key. Ids are the
+caller's (see `ids`), so the same input always gives the same records except for `ts_ns`.
+
+HKEX fills: `exec_id` is HKEX's ExecID (17) exactly as received (reconciliation with the drop
+copy matches on it); the member's account is on its own side, the exchange's clearing account
+`HKEX.CLEARING` (member `HKEX`, as the ledger expects) on the other. The exchange side's order id
+is not known to a member, so it is empty. OCG-C reports do not say which side took liquidity;
+the member's side is recorded as the aggressor (the Fill is keyed by the member's account).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sampan.router.orders import Order, Status
+
+EXCHANGE_MEMBER = "HKEX"  # sampan.ledger_sink.rules.EXCHANGE_MEMBER
+EXCHANGE_ACCOUNT = "HKEX.CLEARING"  # the ledger's clearing account for the exchange side
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    topic: str  # catalog name
+    key: str
+    schema: str
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What happened to an order, in the ExecutionReport's terms."""
+
+    exec_id: str
+    venue: str
+    order_id: str
+    exec_type: str
+    ord_status: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None = None
+    parent_id: str | None = None
+    last_px_e3: int = 0
+    last_qty: int = 0
+    reject_reason: str | None = None
+    text: str | None = None
+
+
+def report(order: Order, e: Execution, ts_ns: int, *, as_child_of: Order | None = None) -> Out:
+    """An ExecutionReport about `order` (its cumulative figures) after `e`."""
+    value = {
+        "exec_id": e.exec_id,
+        "venue": e.venue,
+        "order_id": e.order_id,
+        "cl_ord_id": e.cl_ord_id,
+        "orig_cl_ord_id": e.orig_cl_ord_id,
+        "parent_id": e.parent_id,
+        "account": order.account,
+        "member": order.member,
+        "security": order.security,
+        "side": str(order.side),
+        "exec_type": e.exec_type,
+        "ord_status": e.ord_status,
+        "price_e3": order.price_e3,
+        "order_qty": order.qty,
+        "last_px_e3": e.last_px_e3,
+        "last_qty": e.last_qty,
+        "cum_qty": order.cum_qty,
+        "leaves_qty": order.leaves_qty,
+        "cum_notional_e3": order.cum_notional_e3,
+        "reject_reason": e.reject_reason,
+        "text": e.text,
+        "ts_ns": ts_ns,
+    }
+    return Out("orders.events", order.account, "ExecutionReport", value)
+
+
+def report_status(status: Status) -> str:
+    """The Avro OrdStatus of a router status (PENDING_NEW is reported as NEW)."""
+    return "NEW" if status is Status.PENDING_NEW else str(status)
+
+
+def command_reject(
+    command: dict[str, Any], exec_id: str, venue: str, exec_type: str, reason: str, text: str
+) -> Out:
+    """A REJECTED (or CANCEL_REJECTED) report answering a command the router refused."""
+    value = {
+        "exec_id": exec_id,
+        "venue": venue,
+        "order_id": "",
+        "cl_ord_id": command["cl_ord_id"],
+        "orig_cl_ord_id": command.get("orig_cl_ord_id"),
+        "parent_id": command.get("parent_id"),
+        "account": command["account"],
+        "member": command["member"],
+        "security": command["security"],
+        "side": command["side"],
+        "exec_type": exec_type,
+        "ord_status": "REJECTED",
+        "price_e3": command["price_e3"],
+        "order_qty": command["qty"],
+        "last_px_e3": 0,
+        "last_qty": 0,
+        "cum_qty": 0,
+        "leaves_qty": 0,
+        "cum_notional_e3": 0,
+        "reject_reason": reason,
+        "text": text[:200],
+        "ts_ns": command["ts_ns"],
+    }
+    return Out("orders.events", command["account"], "ExecutionReport", value)
+
+
+def hkex_fill(
+    order: Order,
+    exec_id: str,
+    hkex_order_id: str,
+    last_px_e3: int,
+    last_qty: int,
+    parent_id: str | None,
+    ts_ns: int,
+) -> Out:
+    buys = str(order.side) == "BUY"
+    ours = (order.account, order.member, hkex_order_id)
+    theirs = (EXCHANGE_ACCOUNT, EXCHANGE_MEMBER, "")
+    buy, sell = (ours, theirs) if buys else (theirs, ours)
+    value = {
+        "exec_id": exec_id,
+        "venue": "HKEX",
+        "security": order.security,
+        "price_e3": last_px_e3,
+        "qty": last_qty,
+        "buy_account": buy[0],
+        "buy_member": buy[1],
+        "buy_order_id": buy[2],
+        "sell_account": sell[0],
+        "sell_member": sell[1],
+        "sell_order_id": sell[2],
+        "aggressor": str(order.side),
+        "parent_id": parent_id,
+        "ts_ns": ts_ns,
+    }
+    return Out("fills", order.account, "Fill", value)
+
+
+def internal_command(command: dict[str, Any], stp: str, **changes: Any) -> Out:
+    """The risk-approved command for the matcher: keyed by security, STP stamped."""
+    value = dict(command)
+    value["stp"] = stp
+    value.update(changes)
+    return Out("orders.internal", str(value["security"]), "OrderCommand", value)

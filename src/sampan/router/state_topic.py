@@ -1,0 +1,149 @@
+"""The router's durable state: the compacted topic `router.state`, written in the same Kafka
+transaction as the outputs and input offsets it reflects.
+
+Entries (the key says which; the value is a `RouterState` record holding UTF-8 JSON):
+- `order:<partition>.<offset>`: an open order (`orders.Order`), rewritten on every change and
+  deleted by a tombstone when it ends, so the topic holds what is open, not history;
+- `fix:<CompID>:<trading day>`: the OCG-C session's next inbound MsgSeqNum whose report is not
+  yet reflected in committed records (the session logs on with it as 789).
+
+Guarantees: `load` reads the topic to its end with read_committed, so it sees exactly the
+state of the last committed transaction; it gives up with `TimeoutError` after
+`LOAD_TIMEOUT_S`. JSON holds integers and strings only (money stays integral).
+
+Limits: the topic is not yet in the catalog (`topics.py`); until it is, `ensure_topic` creates
+it (tests and first start). One router instance per CompID owns it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from sampan.config import Settings
+from sampan.router.orders import Order, Phase, Route, Status
+from sampan.router.risk import Side
+from sampan.schemas.codec import SchemaRegistry, load_schema
+
+STATE_TOPIC = "router.state"
+LOAD_TIMEOUT_S = 120.0
+READ_BATCH_MAX = 1_000
+IDLE_END_S = 2.0
+_SCHEMA = "RouterState"
+_REGISTRY = SchemaRegistry(
+    {_SCHEMA: load_schema(Path(__file__).with_name("RouterState.avsc"), "current")}, []
+)
+_ENUMS = {"status": Status, "side": Side, "route": Route, "phase": Phase}
+
+
+def order_key(key: str) -> bytes:
+    return f"order:{key}".encode()
+
+
+def fix_key(comp_id: str, day: str) -> bytes:
+    return f"fix:{comp_id}:{day}".encode()
+
+
+def encode_order(order: Order) -> bytes:
+    data = asdict(order)
+    for name in ("hkex_cl_ord_ids", "exec_ids"):
+        data[name] = list(data[name])
+    return _encode(f"order:{order.key}", data)
+
+
+def encode_fix(comp_id: str, day: str, next_inbound_seq: int) -> bytes:
+    return _encode(f"fix:{comp_id}:{day}", {"next_inbound_seq": next_inbound_seq})
+
+
+def _encode(key: str, data: dict[str, Any]) -> bytes:
+    state = json.dumps(data, separators=(",", ":"), default=str).encode()
+    return _REGISTRY.encode(_SCHEMA, {"key": key, "state": state, "ts_ns": time.time_ns()})
+
+
+def decode(value: bytes) -> tuple[str, dict[str, Any]]:
+    record = _REGISTRY.decode(_SCHEMA, value)
+    return record["key"], json.loads(record["state"])
+
+
+def order_from(data: dict[str, Any]) -> Order:
+    known = {f.name for f in fields(Order)}
+    values = {k: v for k, v in data.items() if k in known}
+    for name, kind in _ENUMS.items():
+        if values.get(name) is not None:
+            values[name] = kind(values[name])
+    values["hkex_cl_ord_ids"] = tuple(values["hkex_cl_ord_ids"])
+    values["exec_ids"] = tuple(values["exec_ids"])
+    return Order(**values)
+
+
+def ensure_topic(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create `router.state` (compacted, one partition) if it does not exist."""
+    name = settings.topic(STATE_TOPIC)
+    admin = AdminClient(settings.kafka())
+    if name in admin.list_topics(timeout=timeout_s).topics:
+        return
+    topic = NewTopic(
+        name,
+        num_partitions=1,
+        replication_factor=settings.replication_factor,
+        config={"cleanup.policy": "compact", "min.insync.replicas": "1"},
+    )
+    for future in admin.create_topics([topic], request_timeout=timeout_s).values():
+        try:
+            future.result(timeout_s)
+        except Exception as error:  # an existing topic is fine (a racing creator)
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise
+
+
+def load(settings: Settings, comp_id: str, day: str) -> tuple[list[Order], int]:
+    """Open orders and the session's next inbound MsgSeqNum (1 on a new trading day)."""
+    name = settings.topic(STATE_TOPIC)
+    reader = Consumer(
+        settings.kafka(
+            **{
+                "group.id": f"sampan-router-state-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+            }
+        )
+    )
+    entries: dict[str, dict[str, Any] | None] = {}
+    try:
+        tp = TopicPartition(name, 0, 0)
+        end = reader.get_watermark_offsets(tp, timeout=30)[1]
+        reader.assign([tp])
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        position, idle_since = 0, time.monotonic()
+        while position < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {name} to offset {end} took over {LOAD_TIMEOUT_S} s")
+            messages = reader.consume(READ_BATCH_MAX, 0.5)
+            if messages:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_END_S:
+                break  # only transaction markers remain below the end offset
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                position = message.offset() + 1
+                key = (message.key() or b"").decode()
+                value = message.value()
+                entries[key] = None if value is None else decode(value)[1]
+    finally:
+        reader.close()
+    orders = [
+        order_from(data)
+        for key, data in entries.items()
+        if key.startswith("order:") and data is not None
+    ]
+    fix = entries.get(f"fix:{comp_id}:{day}")
+    return orders, int(fix["next_inbound_seq"]) if fix else 1
