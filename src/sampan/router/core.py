@@ -377,7 +377,9 @@ class RouterCore:
 
     def _execution(self, seq: int, msg: FixMessage, er: ExecutionReport) -> None:
         if er.exec_type is ExecType.REJECTED and er.ord_rej_reason == ORD_REJ_DUPLICATE_ORDER:
-            return  # the answer to our own resend: the first copy reached HKEX
+            # The answer to our own resend after a restart: the first copy reached HKEX.
+            log.info("router: ClOrdID %s already sent (seq %d)", er.cl_ord_id, seq)
+            return
         key = self._lookup(er.cl_ord_id, er.orig_cl_ord_id)
         if key is None:
             self._orphan_or_drop(seq, msg, er.cl_ord_id)
@@ -420,6 +422,7 @@ class RouterCore:
             return  # its order is done: a replay of something already applied
         if self.orphan_count >= ORPHANS_MAX:
             raise RuntimeError(f"more than {ORPHANS_MAX} HKEX messages wait for their orders")
+        log.info("router: seq %d for %s waits for its order", seq, cl_ord_id)
         self.orphans.setdefault(cl_ord_id, []).append((seq, msg))
         self.orphan_count += 1
 

@@ -24,7 +24,7 @@ from sampan.fix.session import Session
 from sampan.fix.session_types import SessionConfig, SessionRole
 from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
-from sampan.hkex_sim.market import ListedSecurity, LiquidityConfig, Market
+from sampan.hkex_sim.market import LiquidityConfig, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
 from sampan.matcher import Side
 from sampan.reference import AccountSeed, account_record
@@ -163,6 +163,9 @@ class Proc:
                 self.proc.wait(5)
                 raise AssertionError(f"{self.args} ignored SIGTERM for {timeout_s} s") from None
         return self.proc.returncode
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
