@@ -85,7 +85,9 @@ def test_sigkill_and_session_cut_lose_and_duplicate_nothing(env_settings: Settin
             time.sleep(rng.uniform(0.0, 0.05))
             router.kill()
             router.start()
-            wait_for("the logon", lambda: router.text().count("logged on") > chunk + 1, 30, router)
+            wait_for(
+                "the logon", lambda n=chunk: router.text().count("logged on") > n + 1, 30, router
+            )
         wait_for("fills after restarts", lambda: len(fills_of(env_settings)) >= 90, 60, router)
         assert sim.call(lambda: sim.gateway.cut("SAMPAN"))
         send(env_settings, *orders[90:])
