@@ -33,14 +33,14 @@ CATCH_UP_TIMEOUT_S = 240.0
 LOG = Path(os.environ.get("SAMPAN_STATE_DIR", ".state")) / "test-matcher.log"
 
 
-def start_matcher() -> subprocess.Popen[bytes]:
+def start_matcher(instance: str = "0") -> subprocess.Popen[bytes]:
     """The matcher as a process of its own; its log goes to .state/test-matcher.log."""
     LOG.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "sampan.cli", "matcher", "--batch-size", "500"]
     with LOG.open("ab") as log:
         return subprocess.Popen(
             [*command, "--snapshot-commands", "7000"],
-            env=dict(os.environ),
+            env={**os.environ, "SAMPAN_INSTANCE_ID": instance},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -261,3 +261,108 @@ def test_a_cross_yields_reports_fills_trades_and_depth(env_settings: Settings) -
     ]
     assert [(t["venue"], t["price_e3"], t["qty"]) for t in trades] == [("INTERNAL", 512_000, 300)]
     assert verify(env_settings, progress=False).difference is None
+
+
+def test_partitions_move_to_the_surviving_instance_without_loss(env_settings: Settings) -> None:
+    """Two instances share the partitions; one dies and never returns. After the session
+    timeout the survivor takes its partitions over (snapshot + replay) and finishes the work."""
+    commands = list(generate_commands(99, 60_000, listings(), ACCOUNTS))
+    first, second = start_matcher("0"), start_matcher("1")
+    owned = wait_for_members(env_settings, 2)
+    doomed = owned_by(env_settings, "1")
+    probe = Consumer(env_settings.kafka(**{"group.id": env_settings.topic("sampan-matcher")}))
+    watched = [TopicPartition(env_settings.topic("orders.internal"), p) for p in doomed]
+    probe.committed(watched, timeout=10)  # find the coordinator now, not while racing
+
+    def progress() -> int:
+        return sum(max(tp.offset, 0) for tp in probe.committed(watched, timeout=10))
+
+    try:
+        # Hold both instances while the input is written (well within the 10 s session
+        # timeout), so that each starts on its own partitions with all the work ahead of it.
+        for process in (first, second):
+            process.send_signal(signal.SIGSTOP)
+        try:
+            placed = produce(env_settings, commands)
+        finally:
+            for process in (first, second):
+                process.send_signal(signal.SIGCONT)
+        doomed_total = sum(1 for p, _ in placed if p in doomed)
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+        # Kill the second instance while its own partitions are part-way through.
+        while progress() < doomed_total // 5:
+            assert time.monotonic() < deadline, log_tail()
+            time.sleep(0.002)
+        second.send_signal(signal.SIGKILL)
+        second.wait(timeout=10)
+        assert progress() < doomed_total, "the instance finished its partitions before the kill"
+        end = end_total(env_settings)
+        while committed_total(env_settings) < end:
+            assert first.poll() is None, log_tail()
+            assert time.monotonic() < deadline, "the surviving instance did not finish the work"
+            time.sleep(0.1)
+    finally:
+        probe.close()
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    expected = 0
+    books: dict[int, PartitionBook] = {}
+    for (partition, offset), command in sorted(
+        zip(placed, commands, strict=True), key=lambda pc: pc[0]
+    ):
+        book = books.setdefault(partition, PartitionBook(partition, default_instruments()))
+        expected += sum(1 for r in book.apply(offset, command) if r.topic == "fills")
+    fills = [
+        registry().decode("Fill", v)["exec_id"]
+        for *_, v in read_topic(env_settings, "fills", False)
+    ]
+    assert len(fills) == len(set(fills)) == expected
+    result = verify(env_settings, progress=False)
+    assert result.difference is None, result.summary()
+    assert sorted(owned.values()) == [1, 2], (
+        f"the two instances did not share the partitions: {owned}"
+    )
+
+
+def committed(settings: Settings, partition: int) -> int:
+    consumer = Consumer(settings.kafka(**{"group.id": settings.topic("sampan-matcher")}))
+    try:
+        tp = TopicPartition(settings.topic("orders.internal"), partition)
+        return max(consumer.committed([tp], timeout=10)[0].offset, 0)
+    finally:
+        consumer.close()
+
+
+def owned_by(settings: Settings, instance: str) -> list[int]:
+    """The partitions the matcher instance `instance` holds now."""
+    from confluent_kafka.admin import AdminClient
+
+    group = settings.topic("sampan-matcher")
+    admin = AdminClient(settings.kafka())
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    for member in description.members:
+        if member.group_instance_id == f"{group}-{instance}":
+            return [tp.partition for tp in member.assignment.topic_partitions]
+    raise AssertionError(f"instance {instance} is not in {group}")
+
+
+def wait_for_members(settings: Settings, count: int) -> dict[str, int]:
+    """Wait until the matcher group has `count` members with partitions; member → partitions."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka())
+    group = settings.topic("sampan-matcher")
+    deadline = time.monotonic() + 60
+    while True:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        owned = {
+            m.member_id: len(m.assignment.topic_partitions)
+            for m in description.members
+            if m.assignment and m.assignment.topic_partitions
+        }
+        if len(owned) == count:
+            return owned
+        assert time.monotonic() < deadline, f"matcher group never had {count} members: {owned}"
+        time.sleep(0.2)
