@@ -49,16 +49,18 @@ class AccountSeed:
 
 DEFAULT_LISTINGS: tuple[Listing, ...] = (
     Listing(1, "CKH HOLDINGS", 500, 52_150),
-    Listing(5, "HSBC HOLDINGS", 400, 98_300),
+    Listing(5, "HSBC HOLDINGS", 400, 98_550),
     Listing(11, "HANG SENG BANK", 100, 108_900),
-    Listing(388, "HKEX", 100, 370_400),
+    Listing(388, "HKEX", 100, 376_400),
     Listing(700, "TENCENT", 100, 512_000),
     Listing(939, "CCB", 1000, 7_540),
-    Listing(1299, "AIA", 200, 61_250),
+    Listing(941, "CHINA MOBILE", 500, 84_250),
+    Listing(1299, "AIA", 200, 71_350),
+    Listing(1810, "XIAOMI-W", 200, 47_380),
     Listing(2318, "PING AN", 500, 48_300),
-    Listing(2800, "TRACKER FUND", 500, 24_640),
-    Listing(3690, "MEITUAN", 100, 128_400),
-    Listing(9988, "ALIBABA", 100, 118_700),
+    Listing(2800, "TRACKER FUND", 500, 25_720),
+    Listing(3690, "MEITUAN-W", 100, 98_500),
+    Listing(9988, "BABA-W", 100, 152_600),
     Listing(9999, "NETEASE", 100, 176_300),
 )
 

@@ -48,6 +48,7 @@ from sampan.matcher import (
     TimeInForce,
 )
 from sampan.matcher.rules import SPREAD_TABLE_PART_A, SPREAD_TABLES
+from sampan.reference import DEFAULT_LISTINGS
 
 DepthLevel = tuple[int, int, int]  # (price_e3, qty, order_count), as the matcher reports it
 VISIBLE_TICKS = 10  # OMD-C shows prices within 10 tick levels (9 spreads) of the best (§5)
@@ -78,16 +79,13 @@ class ListedSecurity:
         return Instrument(self.security, self.board_lot, self.spread_table, self.prev_close_e3)
 
 
-DEFAULT_SECURITIES: tuple[ListedSecurity, ...] = (
-    ListedSecurity(5, "HSBC HOLDINGS", 400, 98_550),
-    ListedSecurity(388, "HKEX", 100, 376_400),
-    ListedSecurity(700, "TENCENT", 100, 512_000),
-    ListedSecurity(941, "CHINA MOBILE", 500, 84_250),
-    ListedSecurity(1299, "AIA", 200, 71_350),
-    ListedSecurity(1810, "XIAOMI-W", 200, 47_380),
-    ListedSecurity(2800, "TRACKER FUND", 500, 25_720),
-    ListedSecurity(3690, "MEITUAN-W", 100, 98_500),
-    ListedSecurity(9988, "BABA-W", 100, 152_600),
+# The simulated market lists these of the venue's instruments (sampan.reference), with the
+# same board lots and previous closes, so both venues agree on every reference price.
+SIMULATED_CODES = frozenset({5, 388, 700, 941, 1299, 1810, 2800, 3690, 9988})
+DEFAULT_SECURITIES: tuple[ListedSecurity, ...] = tuple(
+    ListedSecurity(listing.security, listing.name, listing.board_lot, listing.prev_close_e3)
+    for listing in DEFAULT_LISTINGS
+    if listing.security in SIMULATED_CODES
 )
 
 
