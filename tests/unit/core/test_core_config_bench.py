@@ -13,6 +13,7 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
         "SAMPAN_DATABASE_URL",
         "SAMPAN_TOPIC_PREFIX",
         "SAMPAN_KAFKA_PORT",
+        "SAMPAN_PG_PORT",
     ):
         monkeypatch.delenv(name, raising=False)
     current = settings()
