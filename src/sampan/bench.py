@@ -94,6 +94,7 @@ BENCHES: dict[str, str] = {
     "matcher": "sampan.matcher.bench:run",
     "ledger": "sampan.ledger_sink.bench:run",
     "omd": "sampan.omd_ingest.bench:run",
+    "route": "sampan.router.bench:run",
 }
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.reference",
     "sampan.matcher.cli",
     "sampan.ledger_sink.cli",
+    "sampan.router.cli",
     "sampan.hkex_sim.sim_cli",
     "sampan.dropcopy.cli",
     "sampan.hkex_sim.omd_cli",

@@ -173,6 +173,16 @@ CATALOG: tuple[Topic, ...] = (
         ("ui_bridge", "router"),
     ),
     _topic(
+        "router.state",
+        "order:<partition>.<offset> | fix:<CompID>:<day>",
+        "RouterState",
+        1,
+        "compact",
+        NEVER,
+        ("router",),
+        ("router",),
+    ),
+    _topic(
         "matcher.snapshots",
         "partition",
         "MatcherSnapshot",

@@ -179,3 +179,10 @@ def run_route_bench(
     figures.update(risk_check_us(risk_checks))
     figures["fsync"] = float(fsync)
     return figures
+
+
+def run(args: Any) -> dict[str, Any]:
+    """Entry for `sampan bench route`."""
+    from sampan.config import settings
+
+    return run_route_bench(settings(), orders=args.records or 5000, window=100, fsync=True)

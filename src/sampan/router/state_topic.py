@@ -11,8 +11,8 @@ Guarantees: `load` reads the topic to its end with read_committed, so it sees ex
 state of the last committed transaction; it gives up with `TimeoutError` after
 `LOAD_TIMEOUT_S`. JSON holds integers and strings only (money stays integral).
 
-Limits: the topic is not yet in the catalog (`topics.py`); until it is, `ensure_topic` creates
-it (tests and first start). One router instance per CompID owns it.
+Limits: one router instance per CompID owns it. The topic is in the catalog (`topics.py`);
+`ensure_topic` also creates it, for a router started before `sampan topics apply`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import time
 import uuid
 from dataclasses import asdict, fields
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -30,16 +29,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from sampan.config import Settings
 from sampan.router.orders import Order, Phase, Route, Status
 from sampan.router.risk import Side
-from sampan.schemas.codec import SchemaRegistry, load_schema
+from sampan.schemas import registry
 
 STATE_TOPIC = "router.state"
 LOAD_TIMEOUT_S = 120.0
 READ_BATCH_MAX = 1_000
 IDLE_END_S = 2.0
 _SCHEMA = "RouterState"
-_REGISTRY = SchemaRegistry(
-    {_SCHEMA: load_schema(Path(__file__).with_name("RouterState.avsc"), "current")}, []
-)
 _ENUMS = {"status": Status, "side": Side, "route": Route, "phase": Phase}
 
 
@@ -64,11 +60,11 @@ def encode_fix(comp_id: str, day: str, next_inbound_seq: int) -> bytes:
 
 def _encode(key: str, data: dict[str, Any]) -> bytes:
     state = json.dumps(data, separators=(",", ":"), default=str).encode()
-    return _REGISTRY.encode(_SCHEMA, {"key": key, "state": state, "ts_ns": time.time_ns()})
+    return registry().encode(_SCHEMA, {"key": key, "state": state, "ts_ns": time.time_ns()})
 
 
 def decode(value: bytes) -> tuple[str, dict[str, Any]]:
-    record = _REGISTRY.decode(_SCHEMA, value)
+    record = registry().decode(_SCHEMA, value)
     return record["key"], json.loads(record["state"])
 
 
