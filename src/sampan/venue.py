@@ -1,0 +1,361 @@
+"""A small supervisor for the venue's processes, and the venue's process table.
+
+`Supervisor` starts `sampan` subprocesses with their combined output in one log file each
+under a directory, waits until each says it is ready (every `ready_log` substring has appeared
+in its log, or its `ready_port` accepts a TCP connection), and stops them: SIGTERM to all, in
+reverse start order, then SIGKILL to whatever is still alive after a bounded wait.
+`venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
+matcher, router, ledger-sink, dropcopy, recon) on the ports of one `VenuePorts`.
+
+Guarantees:
+- Every wait is bounded (`ready_timeout_s` per process, `stop_timeout_s` for the whole stop)
+  and a timeout names the process, what it waited for, and ends with the tail of its log.
+- A process that exits while it is awaited, or that is found dead by `check`, raises
+  `VenueError` with its exit status and the tail of its log.
+- `stop` (and leaving the `with` block, on any exception including KeyboardInterrupt) never
+  leaves a process it started running: SIGKILL follows SIGTERM after `stop_timeout_s`.
+  A process is only ever signalled by its own pid (never by name or process group).
+
+Limits: readiness by log text is a convention of each process's log lines (listed in
+`venue_specs`); a log line that changes wording makes `start` time out with a clear message,
+not pass silently. Free ports come from the kernel and are released before the processes
+bind them, so another program could take one in between (unlikely on a test machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from sampan.errors import SampanError
+
+POLL_S = 0.1
+LOG_TAIL_BYTES = 3_000
+READY_TIMEOUT_S_DEFAULT = 30.0
+STOP_TIMEOUT_S_DEFAULT = 15.0
+KILL_WAIT_S = 5.0
+
+
+class VenueError(SampanError):
+    """A supervised process failed to start, died, or could not be stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """One process: `command` is the full argv (see `sampan_command`)."""
+
+    name: str
+    command: tuple[str, ...]
+    ready_log: tuple[str, ...] = ()  # every one of these substrings must appear in the log
+    ready_port: int | None = None  # and this 127.0.0.1 TCP port must accept a connection
+    ready_timeout_s: float = READY_TIMEOUT_S_DEFAULT
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.name and self.command, "a process has a name and a command"
+        assert self.ready_timeout_s > 0
+
+
+def sampan_command(*args: str) -> tuple[str, ...]:
+    """`sampan ARGS...` with this interpreter (so the venv is the same as the caller's)."""
+    return (sys.executable, "-m", "sampan.cli", *args)
+
+
+def log_tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return "(no log)"
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+class Managed:
+    """A started process: its spec, Popen handle and log path."""
+
+    def __init__(self, spec: ProcessSpec, log_path: Path, base_env: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("ab")
+        self.started_at = time.monotonic()
+        try:
+            self.popen = subprocess.Popen(
+                spec.command,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**base_env, **spec.env},
+            )
+        except OSError as error:
+            self._log.close()
+            raise VenueError(f"{spec.name}: could not start {spec.command[0]}: {error}") from None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self) -> str:
+        return log_tail(self.log_path)
+
+    def ready(self) -> bool:
+        if self.spec.ready_log:
+            text = self.log_path.read_bytes().decode(errors="replace")
+            if not all(marker in text for marker in self.spec.ready_log):
+                return False
+        return self.spec.ready_port is None or _port_open(self.spec.ready_port)
+
+    def died(self) -> VenueError:
+        return VenueError(
+            f"{self.spec.name} (pid {self.pid}) exited with status {self.popen.returncode}; "
+            f"log {self.log_path}, last lines:\n{self.tail()}"
+        )
+
+    def close_log(self) -> None:
+        self._log.close()
+
+
+class Supervisor:
+    """Starts, watches and stops a set of processes; a context manager that always stops."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        stop_timeout_s: float = STOP_TIMEOUT_S_DEFAULT,
+    ) -> None:
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ if env is None else env)
+        self.stop_timeout_s = stop_timeout_s
+        self.processes: dict[str, Managed] = {}
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, specs: Iterable[ProcessSpec], progress: bool = False) -> None:
+        """Start every process now, then wait until each is ready (each within its timeout)."""
+        batch: list[Managed] = []
+        for spec in specs:
+            assert spec.name not in self.processes, f"{spec.name} started twice"
+            managed = Managed(spec, self.log_dir / f"{spec.name}.log", self.env)
+            self.processes[spec.name] = managed
+            batch.append(managed)
+        waiting = list(batch)
+        while waiting:
+            for managed in list(waiting):
+                if managed.ready():
+                    waiting.remove(managed)
+                    if progress:
+                        elapsed_s = time.monotonic() - managed.started_at
+                        print(f"  {managed.spec.name} ready (pid {managed.pid}, {elapsed_s:.1f} s)")
+                elif not managed.alive():
+                    raise managed.died()
+                elif time.monotonic() - managed.started_at > managed.spec.ready_timeout_s:
+                    raise VenueError(
+                        f"{managed.spec.name} not ready after {managed.spec.ready_timeout_s:.0f} s"
+                        f" (waited for {self._what(managed.spec)}); log {managed.log_path}, "
+                        f"last lines:\n{managed.tail()}"
+                    )
+            if waiting:
+                time.sleep(POLL_S)
+
+    @staticmethod
+    def _what(spec: ProcessSpec) -> str:
+        parts = [f"log line {marker!r}" for marker in spec.ready_log]
+        if spec.ready_port is not None:
+            parts.append(f"port {spec.ready_port}")
+        return " and ".join(parts) or "nothing"
+
+    def check(self) -> None:
+        """Raise `VenueError` for the first process that is no longer running."""
+        for managed in self.processes.values():
+            if not managed.alive():
+                raise managed.died()
+
+    def __getitem__(self, name: str) -> Managed:
+        return self.processes[name]
+
+    def stop(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """SIGTERM (reverse start order), wait up to `stop_timeout_s` in all, then SIGKILL.
+
+        Returns each stopped process's exit status (negative: the signal that ended it)."""
+        chosen = [
+            m for name, m in reversed(self.processes.items()) if names is None or name in names
+        ]
+        for managed in chosen:
+            if managed.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    managed.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for managed in chosen:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                managed.popen.wait(max(0.0, deadline - time.monotonic()))
+        statuses: dict[str, int] = {}
+        for managed in chosen:
+            if managed.alive():
+                # It ignored SIGTERM for the whole grace period: a bounded stop beats a hang.
+                with contextlib.suppress(ProcessLookupError):
+                    managed.popen.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    managed.popen.wait(KILL_WAIT_S)
+            statuses[managed.spec.name] = managed.popen.returncode
+            managed.close_log()
+            del self.processes[managed.spec.name]
+        return statuses
+
+
+def free_tcp_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1 (held open together while choosing)."""
+    return _free_ports(count, socket.SOCK_STREAM)
+
+
+def free_udp_ports(count: int) -> list[int]:
+    return _free_ports(count, socket.SOCK_DGRAM)
+
+
+def _free_ports(count: int, kind: socket.SocketKind) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePorts:
+    """Every port one venue's processes use on 127.0.0.1."""
+
+    ocg: int
+    dropcopy: int
+    admin: int
+    rts: int
+    omd_a: int
+    omd_b: int
+    omd_refresh: int
+
+    @classmethod
+    def free(cls) -> VenuePorts:
+        ocg, dropcopy, admin, rts = free_tcp_ports(4)
+        omd_a, omd_b, omd_refresh = free_udp_ports(3)
+        return cls(ocg, dropcopy, admin, rts, omd_a, omd_b, omd_refresh)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOptions:
+    """Knobs of `venue_specs`; the defaults suit the demo."""
+
+    state_dir: Path
+    group_suffix: str  # makes the ledger sink's consumer group unique to this venue
+    market_seed: int = 1
+    market_rate: int = 0  # synthetic actions/s: 0 keeps the HKEX book exactly as seeded
+    extra_firms: tuple[str, ...] = ()  # more `--firm` specs (e.g. a second firm's session)
+    router_heartbeat_s: int = 1
+    recon_grace_s: float = 2.0
+    with_omd: bool = True  # omd-ingest (the sim always publishes OMD-C)
+
+
+def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
+    """The whole venue: hkex-sim first (everything else connects to it), then the rest."""
+    p, d = ports, options.state_dir
+    firms = ["--firm", "SAMPAN:SAMPANDC:0"]
+    for spec in options.extra_firms:
+        firms += ["--firm", spec]
+    sim = ProcessSpec(
+        "hkex-sim",
+        sampan_command(
+            "hkex-sim",
+            *("--ocg-port", str(p.ocg), "--ocg-dropcopy-port", str(p.dropcopy)),
+            *("--ocg-admin-port", str(p.admin), "--ocg-state-dir", str(d / "hkex-sim")),
+            *firms,
+            *("--omd-port-a", str(p.omd_a), "--omd-port-b", str(p.omd_b)),
+            *("--omd-refresh-port", str(p.omd_refresh), "--omd-rts-port", str(p.rts)),
+            *("--market-seed", str(options.market_seed)),
+            *("--market-rate", str(options.market_rate)),
+        ),
+        ready_log=("hkex-sim omd: lines",),
+        ready_port=p.admin,
+    )
+    rest = [
+        ProcessSpec(
+            "matcher",
+            sampan_command("matcher", "--batch-size", "200"),
+            ready_log=("matcher: partition",),
+            ready_timeout_s=45.0,
+        ),
+        ProcessSpec(
+            "router",
+            sampan_command(
+                "router",
+                *("--ocg-port", str(p.ocg), "--heartbeat-s", str(options.router_heartbeat_s)),
+                *("--state-dir", str(d / "router"), "--no-fsync", "--batch-max", "200"),
+            ),
+            ready_log=("logged on", "open orders restored"),
+            ready_timeout_s=45.0,
+        ),
+        ProcessSpec(
+            "ledger-sink",
+            sampan_command("ledger-sink", "--group", f"ledger_sink_{options.group_suffix}"),
+            ready_log=("assigned",),
+            ready_timeout_s=45.0,
+        ),
+        ProcessSpec(
+            "dropcopy",
+            sampan_command(
+                "dropcopy",
+                *("--port", str(p.dropcopy), "--heartbeat-s", "1"),
+                *("--state-dir", str(d / "dropcopy")),
+            ),
+            ready_log=("logged on",),
+        ),
+        ProcessSpec(
+            "recon",
+            sampan_command(
+                "recon", "run", "--grace-s", str(options.recon_grace_s), "--tick-s", "0.5"
+            ),
+            ready_log=("following",),
+        ),
+    ]
+    if options.with_omd:
+        rest.append(
+            ProcessSpec(
+                "omd-ingest",
+                sampan_command(
+                    "omd-ingest",
+                    *("--port-a", str(p.omd_a), "--port-b", str(p.omd_b)),
+                    *("--refresh-port", str(p.omd_refresh), "--rts-port", str(p.rts)),
+                ),
+                ready_log=("omd-ingest: listening",),
+            )
+        )
+    return [sim, *rest]
