@@ -6,11 +6,16 @@ verify checks, inside one repeatable-read snapshot of the ledger:
   3. no forbidden negative balance: a charge account never goes negative nor holds shares,
      a member account without `allow_short` never holds negative shares;
   4. every member position's quantity equals its share balance;
-  5. every account in the journal exists, and every posted fill has its delivery transfer.
+  5. every account in the journal exists, and every posted fill has its delivery transfer;
+  6. every transfer belongs to a posted fill and names a known leg, and no fill has two
+     transfers on one leg (the journal has no unique index: the unique fill_ref guards each
+     fill, and its transfers are written in the same transaction as its `fills` row).
 
 rebuild replays `fills` from the beginning into a scratch schema with the sink's own code, up
 to the offsets the live ledger has stored (so both saw the same records), and compares the
-journal, fills, balances, positions, last prices and offsets. Positions compare quantity and
+journal, fills, balances, positions, last prices and offsets. The journal is compared through the
+`journal` view, by readable id: fill ids come from a sequence and so depend on the order in
+which a sink posted fills, which a replay need not repeat. Positions compare quantity and
 `cost_e3 - realised_pnl_e3` (the net amount paid), which do not depend on the order fills of
 different partitions reach a sink; the split between cost and realised P&L does (see
 positions.py), so it is not compared.
@@ -29,7 +34,7 @@ from typing import Any
 from sampan.config import Settings
 from sampan.ledger_sink import db
 from sampan.ledger_sink.intake import SinkStats
-from sampan.ledger_sink.rules import CASH_ASSET
+from sampan.ledger_sink.rules import CASH_ASSET, LEG_SHARES
 from sampan.ledger_sink.sink import LedgerSink, SinkOptions
 from sampan.ledger_sink.store import Conn
 
@@ -91,7 +96,17 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         " UNION SELECT DISTINCT credit_account FROM transfers) x "
         "LEFT JOIN accounts a USING (account) WHERE a.account IS NULL "
         "UNION ALL SELECT 'fill ' || f.fill_ref || ' has no delivery transfer' FROM fills f "
-        "WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = f.fill_ref || ':shares')",
+        "WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.fill_id = f.fill_id "
+        " AND t.leg = %(shares)s)",
+    ),
+    (
+        "transfers belong to fills, one per leg",
+        "SELECT format('transfer of fill id %%s leg %%s has no fill', t.fill_id, t.leg) "
+        "FROM transfers t LEFT JOIN fills f USING (fill_id) WHERE f.fill_id IS NULL "
+        "UNION ALL SELECT format('transfer of fill id %%s has unknown leg %%s', t.fill_id, t.leg) "
+        "FROM transfers t LEFT JOIN legs l USING (leg) WHERE l.leg IS NULL "
+        "UNION ALL SELECT format('fill id %%s has %%s transfers on leg %%s', fill_id, count(*), "
+        " leg) FROM transfers GROUP BY fill_id, leg HAVING count(*) > 1",
     ),
 )
 
@@ -106,7 +121,8 @@ def verify(settings: Settings, schema: str, progress: Progress = print_progress)
         progress(f"verify {schema}: {transfers} transfers, {balances} balances")
         for number, (title, sql) in enumerate(_CHECKS, start=1):
             started = time.monotonic()
-            found = [str(r[0]) for r in conn.execute(sql, {"cash": CASH_ASSET}).fetchall()]
+            params = {"cash": CASH_ASSET, "shares": LEG_SHARES}
+            found = [str(r[0]) for r in conn.execute(sql, params).fetchall()]
             elapsed_s = time.monotonic() - started
             status = "ok" if not found else f"{len(found)} problem(s)"
             progress(f"  [{number}/{len(_CHECKS)}] {title}: {status} ({elapsed_s:.2f} s)")
@@ -120,9 +136,9 @@ def verify(settings: Settings, schema: str, progress: Progress = print_progress)
 _COMPARED: tuple[tuple[str, str, str], ...] = (
     # table, compared columns (all but timestamps of posting), order
     (
-        "transfers",
+        "journal",
         "id, debit_account, credit_account, asset, amount, reason, fill_ref, ts_event_ns",
-        "id",
+        "fill_ref, leg",
     ),
     ("fills", "fill_ref, digest, security, price_e3, qty, ts_event_ns", "fill_ref"),
     ("balances", "account, asset, balance", "account, asset"),

@@ -14,13 +14,14 @@ fills reach the ledger (average cost is order-dependent by nature).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sampan.ledger_sink.rules import round_half_even
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
+    """A plain tuple: the sink applies two trades per fill (a frozen dataclass costs more)."""
+
     qty: int = 0
     cost_e3: int = 0
     realised_pnl_e3: int = 0

@@ -14,7 +14,9 @@ Rounding rules (each tested against hand-computed examples):
   "nearest cent"). A charge may have a minimum (commission does). A zero charge posts nothing.
 
 Transfer semantics: a transfer moves `amount` of `asset` from `debit_account` to
-`credit_account`; an account's balance is its credits less its debits. The buyer pays the
+`credit_account`; an account's balance is its credits less its debits. A transfer is a small
+tuple named by its `leg`, a code unique within its fill (`LEGS` names every code): the journal
+identifies a transfer by (fill, leg), and `transfer_id` spells it `venue:exec_id:leg_name`. The buyer pays the
 consideration to the seller, the seller delivers the shares to the buyer, and each member side
 pays each charge to that charge's own account. The exchange side of an HKEX fill (member
 `HKEX`, the clearing account) pays no charges here: HKEX settles its own.
@@ -27,7 +29,8 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 CASH_ASSET = "HKD"
 EXCHANGE_MEMBER = "HKEX"
@@ -64,6 +67,19 @@ class ChargeRule:
     rate_e7: int
     rounding: Rounding
     min_cents: int = 0
+    # Derived once here, not per fill: the divisor of `consideration_e3 * rate_e7` that gives
+    # the unit the charge rounds to, and whether it rounds up (to the dollar) or to nearest.
+    divisor: int = field(init=False, repr=False, compare=False)
+    rounds_up: bool = field(init=False, repr=False, compare=False)
+    code: int = field(init=False, repr=False, compare=False)  # its legs: side base + code
+
+    def __post_init__(self) -> None:
+        assert self.reason in CHARGE_CODES, f"{self.reason} is not a charge"
+        object.__setattr__(self, "code", CHARGE_CODES[self.reason])
+        rounds_up = self.rounding is Rounding.UP_TO_DOLLAR
+        unit = E3_PER_DOLLAR if rounds_up else E3_PER_CENT
+        object.__setattr__(self, "rounds_up", rounds_up)
+        object.__setattr__(self, "divisor", unit * RATE_SCALE)
 
 
 def default_schedule(
@@ -107,16 +123,55 @@ class Fill:
         return f"{self.venue}:{self.exec_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    id: str  # the idempotency key: venue:exec_id:leg
+# Leg codes, stored in the journal as a SMALLINT (and named in its `legs` table): the two
+# movements of the trade, then each charge of the buying side and of the selling side.
+LEG_CASH = 1
+LEG_SHARES = 2
+BUY_CHARGE_LEG_BASE = 10
+SELL_CHARGE_LEG_BASE = 20
+CHARGE_CODES: dict[Reason, int] = {
+    Reason.STAMP_DUTY: 1,
+    Reason.TRADING_FEE: 2,
+    Reason.SFC_LEVY: 3,
+    Reason.AFRC_LEVY: 4,
+    Reason.COMMISSION: 5,
+}
+
+
+def _all_legs() -> dict[int, tuple[str, Reason]]:
+    legs = {LEG_CASH: ("cash", Reason.CONSIDERATION), LEG_SHARES: ("shares", Reason.DELIVERY)}
+    for side, base in (("buy", BUY_CHARGE_LEG_BASE), ("sell", SELL_CHARGE_LEG_BASE)):
+        for reason, code in CHARGE_CODES.items():
+            legs[base + code] = (f"{side}.{reason.value}", reason)
+    return legs
+
+
+LEGS: dict[int, tuple[str, Reason]] = _all_legs()  # leg code -> (name, reason)
+
+
+class Transfer(NamedTuple):
+    """One journal row of a fill. A plain tuple: a fill makes about eleven, and the sink
+    handles tens of thousands of fills a second (a frozen dataclass costs several times more
+    to build). Its identity is (the fill, `leg`)."""
+
+    leg: int
     debit_account: str
     credit_account: str
     asset: str
     amount: int  # cents for HKD, shares for a security; always > 0
-    reason: Reason
-    fill_ref: str
-    ts_ns: int
+
+    @property
+    def reason(self) -> Reason:
+        return LEGS[self.leg][1]
+
+    @property
+    def leg_name(self) -> str:
+        return LEGS[self.leg][0]
+
+
+def transfer_id(fill_ref: str, transfer: Transfer) -> str:
+    """A transfer's readable identity, `venue:exec_id:leg_name` (the journal view's `id`)."""
+    return f"{fill_ref}:{transfer.leg_name}"
 
 
 def round_half_even(numerator: int, denominator: int) -> int:
@@ -147,10 +202,10 @@ def consideration_cents(price_e3: int, qty: int) -> int:
 def charge_cents(rule: ChargeRule, consideration_e3: int) -> int:
     """One side's charge on an exact consideration in HK$0.001."""
     exact_e3_e7 = consideration_e3 * rule.rate_e7  # HK$0.001 x 10^7
-    if rule.rounding is Rounding.UP_TO_DOLLAR:
-        cents = 100 * ceil_div(exact_e3_e7, E3_PER_DOLLAR * RATE_SCALE)
+    if rule.rounds_up:
+        cents = 100 * ceil_div(exact_e3_e7, rule.divisor)  # whole dollars, in cents
     else:
-        cents = round_half_up(exact_e3_e7, E3_PER_CENT * RATE_SCALE)
+        cents = round_half_up(exact_e3_e7, rule.divisor)
     return max(cents, rule.min_cents)
 
 
@@ -170,66 +225,40 @@ def validate(fill: Fill) -> None:
 def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, ...]:
     """The balanced transfers of one fill. Raises InvalidFill for a fill that cannot be posted."""
     validate(fill)
-    ref = fill.ref
     consideration_e3 = fill.price_e3 * fill.qty
+    buyer, seller = fill.buy_account, fill.sell_account
     transfers: list[Transfer] = []
     cash_cents = round_half_even(consideration_e3, E3_PER_CENT)
     if cash_cents:
-        transfers.append(
-            Transfer(
-                f"{ref}:cash",
-                fill.buy_account,
-                fill.sell_account,
-                CASH_ASSET,
-                cash_cents,
-                Reason.CONSIDERATION,
-                ref,
-                fill.ts_ns,
-            )
-        )
-    transfers.append(
-        Transfer(
-            f"{ref}:shares",
-            fill.sell_account,
-            fill.buy_account,
-            str(fill.security),
-            fill.qty,
-            Reason.DELIVERY,
-            ref,
-            fill.ts_ns,
-        )
-    )
+        transfers.append(Transfer(LEG_CASH, buyer, seller, CASH_ASSET, cash_cents))
+    transfers.append(Transfer(LEG_SHARES, seller, buyer, str(fill.security), fill.qty))
+    buyer_pays = fill.buy_member != EXCHANGE_MEMBER
+    seller_pays = fill.sell_member != EXCHANGE_MEMBER
+    if not (buyer_pays or seller_pays):
+        return tuple(transfers)
     # Both sides pay the same charges on the same consideration: compute them once.
-    charges = [(rule, charge_cents(rule, consideration_e3)) for rule in schedule]
-    for side, account, member in (
-        ("buy", fill.buy_account, fill.buy_member),
-        ("sell", fill.sell_account, fill.sell_member),
-    ):
-        if member == EXCHANGE_MEMBER:
+    for rule in schedule:
+        amount = charge_cents(rule, consideration_e3)
+        if not amount:
             continue
-        for rule, amount in charges:
-            if amount:
-                transfers.append(
-                    Transfer(
-                        f"{ref}:{side}.{rule.reason.value}",
-                        account,
-                        rule.account,
-                        CASH_ASSET,
-                        amount,
-                        rule.reason,
-                        ref,
-                        fill.ts_ns,
-                    )
-                )
+        code = rule.code
+        if buyer_pays:
+            transfers.append(
+                Transfer(BUY_CHARGE_LEG_BASE + code, buyer, rule.account, CASH_ASSET, amount)
+            )
+        if seller_pays:
+            transfers.append(
+                Transfer(SELL_CHARGE_LEG_BASE + code, seller, rule.account, CASH_ASSET, amount)
+            )
     return tuple(transfers)
 
 
 def deltas(transfers: Iterable[Transfer]) -> dict[tuple[str, str], int]:
     """Net change of each (account, asset) balance: credits less debits."""
     result: dict[tuple[str, str], int] = defaultdict(int)
-    for t in transfers:
-        result[(t.credit_account, t.asset)] += t.amount
-        result[(t.debit_account, t.asset)] -= t.amount
+    for _, debit_account, credit_account, asset, amount in transfers:
+        result[(credit_account, asset)] += amount
+        result[(debit_account, asset)] -= amount
     return dict(result)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sampan.ledger_sink.rules import (
     CASH_ASSET,
+    LEGS,
     ChargeRule,
     Fill,
     InvalidFill,
@@ -23,6 +24,7 @@ from sampan.ledger_sink.rules import (
     post_fill,
     round_half_even,
     round_half_up,
+    transfer_id,
     unbalanced_assets,
 )
 
@@ -87,13 +89,15 @@ def test_rounding_helpers() -> None:
 
 def test_a_member_trade_posts_every_leg() -> None:
     transfers = post_fill(fill(), SCHEDULE)
-    by_id = {t.id: t for t in transfers}
+    by_id = {transfer_id("INTERNAL:E1", t): t for t in transfers}
+    assert len(by_id) == len(transfers)  # one transfer per leg
     cash = by_id["INTERNAL:E1:cash"]
     assert (cash.debit_account, cash.credit_account, cash.amount) == ("A", "B", 3_800_000)
     shares = by_id["INTERNAL:E1:shares"]
     assert (shares.debit_account, shares.credit_account, shares.asset) == ("B", "A", "700")
     assert by_id["INTERNAL:E1:buy.stamp_duty"].credit_account == "FEE.STAMP_DUTY"
     assert by_id["INTERNAL:E1:sell.afrc_levy"].debit_account == "B"
+    assert by_id["INTERNAL:E1:sell.afrc_levy"].reason is Reason.AFRC_LEVY
     assert len(transfers) == 2 + 2 * 5
     assert unbalanced_assets(transfers) == {}
 
@@ -186,3 +190,19 @@ def test_a_buyer_pays_consideration_plus_charges(f: Fill) -> None:
     if f.buy_member != "HKEX":
         charges = sum(charge_cents(rule, f.price_e3 * f.qty) for rule in SCHEDULE)
     assert paid == consideration_cents(f.price_e3, f.qty) + charges
+
+
+def test_the_migration_names_every_leg_as_the_rules_do() -> None:
+    """The migration freezes the leg codes in its `legs` table; they must match rules.LEGS."""
+    from sampan.ledger_sink.migrations.versions.v0001_initial import LEGS as MIGRATION_LEGS
+
+    assert {leg: (name, reason) for leg, name, reason in MIGRATION_LEGS} == {
+        leg: (name, reason.value) for leg, (name, reason) in LEGS.items()
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(fills_strategy)
+def test_a_fill_posts_at_most_one_transfer_per_leg(f: Fill) -> None:
+    legs = [t.leg for t in post_fill(f, SCHEDULE)]
+    assert len(legs) == len(set(legs)) and set(legs) <= set(LEGS)
