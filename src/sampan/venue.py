@@ -4,7 +4,8 @@
 under a directory, waits until each says it is ready (every `ready_log` substring has appeared
 in its log, or its `ready_port` accepts a TCP connection), and stops them: SIGTERM to all, in
 reverse start order, then SIGKILL to whatever is still alive after a bounded wait.
-`venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
+`HkexFirm` is another firm's OCG-C session, to rest or take liquidity on the simulator over
+FIX while it runs as a separate process. `venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
 matcher, router, ledger-sink, dropcopy, recon) on the ports of one `VenuePorts`.
 
 Guarantees:
@@ -24,20 +25,27 @@ bind them, so another program could take one in between (unlikely on a test mach
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from sampan.errors import SampanError
+from sampan.fix.codec import FixMessage
+from sampan.fix.messages import ExecutionReport, NewOrderSingle, OrdType
+from sampan.fix.messages import Side as FixSide
+from sampan.fix.messages import TimeInForce as FixTif
+from sampan.fix.transport import SessionConnection
 
 POLL_S = 0.1
 LOG_TAIL_BYTES = 3_000
@@ -359,3 +367,97 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
             )
         )
     return [sim, *rest]
+
+
+class HkexFirm:
+    """Another firm's OCG-C order session to the simulated HKEX, on a loop in its own thread.
+
+    It rests (or takes) HKEX liquidity the way a real participant would, over FIX, so a test
+    or the demo can arrange the simulator's book while the simulator is a separate process.
+    `place` waits (bounded) for the order's first execution report and returns every report
+    of that order received so far. The session's sequence numbers live in memory: one
+    `HkexFirm` per CompID per simulator run.
+    """
+
+    def __init__(self, port: int, comp_id: str, timeout_s: float = 10.0) -> None:
+        from sampan.fix.session import Session
+        from sampan.fix.session_types import SessionConfig, SessionRole
+        from sampan.fix.store import MemorySessionStore
+
+        self.comp_id = comp_id
+        self.timeout_s = timeout_s
+        self.reports: list[ExecutionReport] = []
+        self._logged_on = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        config = SessionConfig(SessionRole.INITIATOR, comp_id, "HKEX", heartbeat_interval_s=5)
+        self._session = Session(config, MemorySessionStore())
+        self._conn: SessionConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._call(self._connect(port))
+        if not self._logged_on.wait(timeout_s):
+            self.close()
+            raise VenueError(f"firm {comp_id}: no OCG-C logon on port {port} within {timeout_s} s")
+
+    async def _connect(self, port: int) -> None:
+        from sampan.fix.transport import open_initiator
+
+        self._conn = await open_initiator("127.0.0.1", port, self._session, self)
+        self._task = asyncio.create_task(self._conn.run())
+
+    def _call(self, coro: Coroutine[object, object, object]) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout_s)
+
+    # The transport's Application callbacks (on the loop thread).
+    def on_logon(self, conn: SessionConnection) -> None:
+        self._logged_on.set()
+
+    def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
+        if msg.msg_type == ExecutionReport.MSG_TYPE:
+            self.reports.append(ExecutionReport.from_fix(msg))
+
+    def on_session_ended(self, conn: SessionConnection, reason: str, was_logged_on: bool) -> None:
+        self._logged_on.clear()
+
+    def place(
+        self,
+        cl_ord_id: str,
+        side: FixSide,
+        qty: int,
+        price_e3: int,
+        tif: FixTif,
+        security: int = 700,
+    ) -> list[ExecutionReport]:
+        """Send a limit order; wait for its first report; return its reports so far."""
+        order = NewOrderSingle(
+            cl_ord_id, str(security), side, OrdType.LIMIT, qty, price_e3, tif, time.time_ns()
+        )
+
+        async def send() -> None:
+            assert self._conn is not None
+            self._conn.send(order.to_fix())
+
+        self._call(send())
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            mine = [r for r in list(self.reports) if r.cl_ord_id == cl_ord_id]
+            if mine and (tif is not FixTif.IOC or mine[-1].leaves_qty == 0):
+                return mine
+            time.sleep(POLL_S / 2)
+        raise VenueError(f"firm {self.comp_id}: no report for {cl_ord_id} in {self.timeout_s} s")
+
+    def close(self) -> None:
+        async def shutdown() -> None:
+            if self._conn is not None and self._logged_on.is_set():
+                self._conn.logout("done")
+            if self._task is not None:
+                await asyncio.wait({self._task}, timeout=3)
+                self._task.cancel()
+
+        with contextlib.suppress(Exception):
+            self._call(shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
