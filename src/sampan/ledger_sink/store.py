@@ -75,7 +75,55 @@ class Source:
     topic: str
 
 
-def _classify(conn: Conn, items: Sequence[Item]) -> tuple[list[Item], int, list[Rejected]]:
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """What a batch reads before it writes, in one round trip (`_read`)."""
+
+    digests: dict[str, bytes]  # fill_ref -> digest of the fills already in the ledger
+    fill_ids: list[int]  # reserved for the batch's new fills (one per distinct fill)
+    positions: dict[tuple[str, int], Position]  # locked until commit
+
+
+def _position_keys(items: Sequence[Item]) -> list[tuple[str, int]]:
+    keys = set()
+    for item in items:
+        f = item.fill
+        if f is None:
+            continue
+        if f.buy_member != EXCHANGE_MEMBER:
+            keys.add((f.buy_account, f.security))
+        if f.sell_member != EXCHANGE_MEMBER:
+            keys.add((f.sell_account, f.security))
+    return sorted(keys)
+
+
+def _read(conn: Conn, items: Sequence[Item]) -> _Reads:
+    """Three queries pipelined into one round trip: the stored digests of the batch's fills,
+    fill ids for them (a replayed fill wastes its id; ids need only be unique), and the
+    positions its fills touch, locked in key order (a replay locks a few rows for nothing)."""
+    refs = list({item.fill.ref for item in items if item.fill is not None})
+    keys = _position_keys(items)
+    with conn.pipeline():
+        digests = conn.execute(
+            "SELECT fill_ref, digest FROM fills WHERE fill_ref = ANY(%s)", (refs,)
+        )
+        ids = conn.execute("SELECT nextval('fill_ids') FROM generate_series(1, %s)", (len(refs),))
+        positions = conn.execute(
+            "SELECT p.account, p.security, p.qty, p.cost_e3, p.realised_pnl_e3 FROM positions p "
+            "JOIN unnest(%s::text[], %s::int[]) AS k(account, security) "
+            "USING (account, security) ORDER BY p.account, p.security FOR UPDATE OF p",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+    return _Reads(
+        {str(ref): bytes(digest) for ref, digest in digests.fetchall()},
+        [int(r[0]) for r in ids.fetchall()],
+        {(str(r[0]), int(r[1])): Position(r[2], r[3], r[4]) for r in positions.fetchall()},
+    )
+
+
+def _classify(
+    items: Sequence[Item], stored: dict[str, bytes]
+) -> tuple[list[Item], int, list[Rejected]]:
     """Split a batch into new fills, replays (counted) and rejects."""
     rejected = [
         Rejected(i.partition, i.offset, i.key, i.value, i.error) for i in items if i.fill is None
@@ -92,17 +140,12 @@ def _classify(conn: Conn, items: Sequence[Item]) -> tuple[list[Item], int, list[
             replayed += 1
         else:
             rejected.append(_conflict(item, "earlier in the same batch"))
-    existing: dict[str, bytes] = dict(
-        conn.execute(
-            "SELECT fill_ref, digest FROM fills WHERE fill_ref = ANY(%s)", (list(first),)
-        ).fetchall()
-    )
     fresh: list[Item] = []
     for ref, item in first.items():
-        stored = existing.get(ref)
-        if stored is None:
+        digest = stored.get(ref)
+        if digest is None:
             fresh.append(item)
-        elif bytes(stored) == item.digest:
+        elif digest == item.digest:
             replayed += 1
         else:
             rejected.append(_conflict(item, "already in the ledger"))
@@ -160,13 +203,6 @@ def _ensure_accounts(
 
 _FILL_TYPES = ("int8", "text", "bytea", "int4", "int8", "int8", "int8", "int4", "int8")
 _TRANSFER_TYPES = ("int8", "int2", "text", "text", "text", "int8")
-
-
-def _reserve_fill_ids(conn: Conn, count: int) -> list[int]:
-    rows = conn.execute(
-        "SELECT nextval('fill_ids') FROM generate_series(1, %s)", (count,)
-    ).fetchall()
-    return [int(r[0]) for r in rows]
 
 
 def _copy_rows(conn: Conn, fresh: Sequence[Item], fill_ids: Sequence[int]) -> int:
@@ -230,30 +266,25 @@ def _update_balances(conn: Conn, balance_deltas: dict[tuple[str, str], int]) -> 
     )
 
 
-def _update_positions(conn: Conn, fresh: Sequence[Item]) -> None:
-    trades: list[tuple[str, int, int, int]] = []  # account, security, signed qty, price
+def _update_positions(
+    conn: Conn, fresh: Sequence[Item], book: dict[tuple[str, int], Position]
+) -> None:
+    """Apply the batch's trades to the positions read (and locked) by `_read`."""
+    changed: set[tuple[str, int]] = set()
     for item in fresh:
         f = item.fill
         assert f is not None
-        if f.buy_member != EXCHANGE_MEMBER:
-            trades.append((f.buy_account, f.security, f.qty, f.price_e3))
-        if f.sell_member != EXCHANGE_MEMBER:
-            trades.append((f.sell_account, f.security, -f.qty, f.price_e3))
-    if not trades:
+        for account, member, signed_qty in (
+            (f.buy_account, f.buy_member, f.qty),
+            (f.sell_account, f.sell_member, -f.qty),
+        ):
+            if member != EXCHANGE_MEMBER:
+                key = (account, f.security)
+                book[key] = apply_trade(book.get(key, _FLAT), signed_qty, f.price_e3)
+                changed.add(key)
+    if not changed:
         return
-    keys = sorted({(a, s) for a, s, _, _ in trades})
-    rows = conn.execute(
-        "SELECT p.account, p.security, p.qty, p.cost_e3, p.realised_pnl_e3 FROM positions p "
-        "JOIN unnest(%s::text[], %s::int[]) AS k(account, security) "
-        "USING (account, security) ORDER BY p.account, p.security FOR UPDATE OF p",
-        ([k[0] for k in keys], [k[1] for k in keys]),
-    ).fetchall()
-    book: dict[tuple[str, int], Position] = {
-        (str(r[0]), int(r[1])): Position(int(r[2]), int(r[3]), int(r[4])) for r in rows
-    }
-    for account, security, signed_qty, price_e3 in trades:
-        key = (account, security)
-        book[key] = apply_trade(book.get(key, Position()), signed_qty, price_e3)
+    keys = sorted(changed)
     conn.execute(
         "INSERT INTO positions (account, security, qty, cost_e3, realised_pnl_e3) "
         "SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[], %s::bigint[]) "
@@ -267,6 +298,9 @@ def _update_positions(conn: Conn, fresh: Sequence[Item]) -> None:
             [book[k].realised_pnl_e3 for k in keys],
         ),
     )
+
+
+_FLAT = Position()
 
 
 def _update_last_prices(conn: Conn, fresh: Sequence[Item]) -> None:
@@ -331,21 +365,25 @@ def post_batch(
     assert items
     started = time.perf_counter()
     try:
-        fresh, replayed, rejected = _classify(conn, items)
+        reads = _read(conn, items)
+        fresh, replayed, rejected = _classify(items, reads.digests)
         if rejected:
             rejected.sort(key=lambda r: (r.partition, r.offset))
             on_rejected(rejected)
         transfers = [t for item in fresh for t in item.transfers]
         balance_deltas = deltas(transfers)
         _check_balanced(balance_deltas)
-        added = _ensure_accounts(conn, fresh, balance_deltas, known_accounts) if fresh else []
         if fresh:
-            _copy_rows(conn, fresh, _reserve_fill_ids(conn, len(fresh)))
-            _update_balances(conn, balance_deltas)
-            _update_positions(conn, fresh)
-            _update_last_prices(conn, fresh)
-        _store_offsets(conn, source, items)
-        conn.commit()
+            _copy_rows(conn, fresh, reads.fill_ids[: len(fresh)])
+        # The rest needs no answer until the commit: one more round trip.
+        with conn.pipeline():
+            added = _ensure_accounts(conn, fresh, balance_deltas, known_accounts) if fresh else []
+            if fresh:
+                _update_balances(conn, balance_deltas)
+                _update_positions(conn, fresh, reads.positions)
+                _update_last_prices(conn, fresh)
+            _store_offsets(conn, source, items)
+            conn.commit()
     except BaseException:
         _rollback_quietly(conn)
         raise
