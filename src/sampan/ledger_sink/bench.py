@@ -6,9 +6,14 @@ on) from the beginning of the topic to its end into a fresh schema, and measures
 - `fills_per_s_b<N>`: fills posted / (last commit end - first record received), i.e. the
   sustained rate, excluding the consumer's start-up; `fills_per_s` is the best of them;
 - `commit_latency_ms_p50_b<N>` / `_p99_b<N>`: duration of each batch's database work,
-  from the first query to the commit's return.
+  from the first query to the commit's return;
+- `sink_cpu_us_per_fill_b<N>`: CPU time of this process (all its threads: the consuming
+  thread, the database worker, librdkafka's) per fill posted. The sink's Python is the
+  bottleneck on a small machine (the GIL makes it one core), so this is the figure to watch;
+- `transfers_per_fill`: journal rows per fill (about 11 for the synthetic mix).
 Topics and schemas are removed afterwards. Limits: the broker, PostgreSQL and the sink share
-one machine, so the figures are of the whole local stack, not of the sink alone.
+one machine, so the figures are of the whole local stack, not of the sink alone; on a shared
+machine they move by ±20% from run to run, so compare two versions back to back.
 """
 
 from __future__ import annotations
@@ -129,7 +134,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _run_one(settings: Settings, batch_max: int, ends: dict[int, int]) -> SinkStats:
+def _run_one(settings: Settings, batch_max: int, ends: dict[int, int]) -> tuple[SinkStats, float]:
+    """The sink's stats and the CPU seconds this process spent running it."""
     schema = f"ledger_bench_{uuid.uuid4().hex[:8]}"
     db.migrate(settings, schema)
     try:
@@ -142,8 +148,9 @@ def _run_one(settings: Settings, batch_max: int, ends: dict[int, int]) -> SinkSt
                 stop_at=dict(ends),
             ),
         )
+        cpu_started_s = time.process_time()
         sink.run()
-        return sink.stats
+        return sink.stats, time.process_time() - cpu_started_s
     finally:
         db.drop_schema(settings, schema)
 
@@ -163,9 +170,12 @@ def run_ledger_bench(settings: Settings, fills: int, batch_sizes: Sequence[int])
         print(f"produced {fills} fills in {time.monotonic() - started:.1f} s")
         ends = end_offsets(bench)
         rates = []
-        print(f"{'batch':>7} {'fills/s':>10} {'transfers/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+        print(
+            f"{'batch':>7} {'fills/s':>10} {'transfers/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'cpu us/fill':>12}"
+        )
         for batch_max in batch_sizes:
-            stats = _run_one(bench, batch_max, ends)
+            stats, cpu_s = _run_one(bench, batch_max, ends)
             assert stats.posted == fills, f"posted {stats.posted} of {fills}"
             elapsed_s = max(1e-9, stats.last_commit_at - stats.first_record_at)
             rate = stats.posted / elapsed_s
@@ -175,9 +185,12 @@ def run_ledger_bench(settings: Settings, fills: int, batch_sizes: Sequence[int])
             results[f"fills_per_s_b{batch_max}"] = round(rate)
             results[f"commit_latency_ms_p50_b{batch_max}"] = round(p50, 2)
             results[f"commit_latency_ms_p99_b{batch_max}"] = round(p99, 2)
+            cpu_us = cpu_s / stats.posted * 1e6
+            results[f"sink_cpu_us_per_fill_b{batch_max}"] = round(cpu_us, 1)
+            results["transfers_per_fill"] = round(stats.transfers / stats.posted, 2)
             print(
                 f"{batch_max:>7} {rate:>10.0f} {stats.transfers / elapsed_s:>12.0f} "
-                f"{p50:>8.1f} {p99:>8.1f}"
+                f"{p50:>8.1f} {p99:>8.1f} {cpu_us:>12.1f}"
             )
         results["fills_per_s"] = round(max(rates)) if rates else 0
     finally:

@@ -17,6 +17,10 @@ Snapshots on `ledger.balances` are published after each commit for the accounts 
 touched, and for every member account at start; a snapshot lost to a crash is replaced by
 the next one (the topic is compacted and a snapshot is the full state, not a delta).
 
+Throughput: the sink's Python is its bottleneck on a small machine (one core under the GIL),
+so the loop overlaps decoding with the database worker, and the cyclic garbage collector runs
+less often while the sink runs (`_collector_for_batches`).
+
 Limits: fills of one account can arrive on different partitions (the key is the aggressor's
 account), so the order in which a passive side's fills are applied is the consumption order.
 """
