@@ -195,10 +195,10 @@ class DropCopyClient:
                 if self._stop.is_set():
                     return
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S * 50)
-                except TimeoutError:
-                    continue
+                # Woken by new records or by stop: look at the queue again either way.
+                continue
             batch = self._queue[:BATCH_MAX]
             await asyncio.to_thread(self.writer.write, batch)
             del self._queue[: len(batch)]

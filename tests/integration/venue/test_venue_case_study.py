@@ -245,7 +245,6 @@ def test_smart_split_ledger_dropcopy_recon_and_a_healed_break(
             firm.close()
         statuses = venue.stop([spec.name for spec in specs[1:]])
         statuses.update(venue.stop())
-    # The drop-copy client may exit 1 when stopped while idle (a bug in dropcopy/client.py's
-    # _write_batches: an empty batch after a wake-up by stop); every other process exits 0.
-    assert {n: rc for n, rc in statuses.items() if rc != 0 and n != "dropcopy"} == {}
+    # Every process stops cleanly on SIGTERM.
+    assert {n: rc for n, rc in statuses.items() if rc != 0} == {}
     assert time.monotonic() - started < 120
