@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from sampan.config import Settings
-from sampan.demo import new_order, order_reports, publish_records, read_topic, wait_until
+from sampan.demo_venue import new_order, order_reports, publish_records, read_topic, wait_until
 from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
