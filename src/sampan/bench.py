@@ -113,7 +113,14 @@ def _resolve(spec: str) -> Callable[[argparse.Namespace], dict[str, Any]]:
 def print_table(results: dict[str, Any]) -> None:
     width = max(len(key) for key in results)
     for key, value in results.items():
-        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, int):
+            shown = f"{value:,}"
+        elif isinstance(value, float):
+            shown = f"{value:,.3f}"
+        else:
+            shown = value
         print(f"  {key.ljust(width)}  {shown}")
 
 
