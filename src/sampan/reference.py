@@ -4,6 +4,13 @@ Instruments are the seed of `reference.instruments` and of the matcher's books; 
 reads them from here (or from the JSON file named by SAMPAN_INSTRUMENTS) when it starts, and
 keeps them in its snapshots, so a replay uses the same definitions as the live run. Prices are
 HK$0.001 integers; board lots are shares. `sampan seed` publishes instruments and accounts.
+
+Where each field of an `AccountSeed` goes: the limits (member, credit line, cut-loss,
+max order notional, allow_short, stp) are published on `reference.accounts`, which the router
+and the ledger both follow (the ledger's limits follower writes them into its `accounts`
+table); `cash_cents` is NOT a limit: `sampan seed` posts it to the ledger as the account's
+opening deposit (`ledger_sink.movements.post_opening_deposits`, reference
+`seed:<account>:opening`), so seeding twice funds each account once.
 """
 
 from __future__ import annotations
@@ -137,9 +144,28 @@ def publish_seed(current: Settings) -> tuple[int, int]:
     return len(items), len(DEFAULT_ACCOUNTS)
 
 
+def fund_seed(
+    current: Settings, seeds: tuple[AccountSeed, ...] = DEFAULT_ACCOUNTS
+) -> tuple[int, int]:
+    """Post each seed's `cash_cents` as its opening deposit in the ledger (schema from
+    SAMPAN_LEDGER_SCHEMA, migrated first); (posted, already posted). Idempotent."""
+    from sampan.ledger_sink import db
+    from sampan.ledger_sink.movements import post_opening_deposits
+
+    schema = db.ledger_schema()
+    db.migrate(current, schema)
+    return post_opening_deposits(
+        current, schema, [(seed.account, seed.member, seed.cash_cents) for seed in seeds]
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    instruments, accounts = publish_seed(settings())
+    current = settings()
+    instruments, accounts = publish_seed(current)
     print(f"published {instruments} instruments and {accounts} accounts")
+    if not args.no_funding:
+        posted, replayed = fund_seed(current)
+        print(f"opening deposits: {posted} posted, {replayed} already posted")
     return 0
 
 
@@ -148,6 +174,11 @@ def register(subparsers: Any) -> None:
         "seed",
         help="publish the venue's instruments and demo accounts to the reference topics",
         description="Publishes reference.instruments (from SAMPAN_INSTRUMENTS or the built-in "
-        "list of Hong Kong equities) and reference.accounts (the demo accounts).",
+        "list of Hong Kong equities) and reference.accounts (the demo accounts), then posts "
+        "each demo account's opening deposit to the ledger (once: seeding twice changes "
+        "nothing).",
+    )
+    parser.add_argument(
+        "--no-funding", action="store_true", help="publish reference data only; no deposits"
     )
     parser.set_defaults(handler=_run)

@@ -4,16 +4,23 @@ verify checks, inside one repeatable-read snapshot of the ledger:
   1. every asset's balances sum to zero (debits = credits per asset);
   2. every balance equals the credits less the debits of its journal;
   3. no forbidden negative balance: a charge account never goes negative nor holds shares,
-     a member account without `allow_short` never holds negative shares;
+     a member account without `allow_short` (from reference.accounts, limits.py) never holds
+     negative shares, the funding account (`BANK.HKD`) never goes positive nor holds shares;
   4. every member position's quantity equals its share balance;
   5. every account in the journal exists, and every posted fill has its delivery transfer;
-  6. every transfer belongs to a posted fill and names a known leg, and no fill has two
-     transfers on one leg (the journal has no unique index: the unique fill_ref guards each
-     fill, and its transfers are written in the same transaction as its `fills` row).
+  6. every transfer belongs to a posted fill (or, on a cash leg, to a cash movement) and
+     names a known leg, and no entry has two transfers on one leg (the journal has no unique
+     index: the unique fill_ref or movement ref guards each entry, and its transfers are
+     written in the same transaction as its `fills` or `cash_movements` row).
 
-rebuild replays `fills` from the beginning into a scratch schema with the sink's own code, up
-to the offsets the live ledger has stored (so both saw the same records), and compares the
-journal, fills, balances, positions, last prices and offsets. The journal is compared through the
+rebuild replays into a scratch schema, with the live code paths, what the live ledger was
+built from, up to what the live ledger had applied (all read in one snapshot of it):
+  - the cash movements (`cash_movements` is immutable and is their log; each is posted again
+    by `movements.post_movement`, in id order; they only move cash, so they commute with fills);
+  - `reference.accounts`, up to the limits follower's stored offsets (limits.py);
+  - `fills`, up to the sink's stored offsets;
+and compares the journal, fills, movements, balances, positions, last prices, accounts with
+their limits, and offsets. The journal is compared through the
 `journal` view, by readable id: fill ids come from a sequence and so depend on the order in
 which a sink posted fills, which a replay need not repeat. Positions compare quantity and
 `cost_e3 - realised_pnl_e3` (the net amount paid), which do not depend on the order fills of
@@ -32,11 +39,13 @@ from itertools import zip_longest
 from typing import Any
 
 from sampan.config import Settings
-from sampan.ledger_sink import db
+from sampan.ledger_sink import db, limits
+from sampan.ledger_sink.cash import CashMovement, CashReason, Direction
 from sampan.ledger_sink.intake import SinkStats
-from sampan.ledger_sink.rules import CASH_ASSET, LEG_SHARES
+from sampan.ledger_sink.movements import post_movement
+from sampan.ledger_sink.rules import CASH_ASSET, LEG_SHARES, MOVEMENT_LEGS
 from sampan.ledger_sink.sink import LedgerSink, SinkOptions
-from sampan.ledger_sink.store import Conn
+from sampan.ledger_sink.store import Conn, Source
 
 PROBLEMS_SHOWN_MAX = 10
 PROGRESS_EVERY_S = 2.0
@@ -72,10 +81,12 @@ _CHECKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "no forbidden negative balance",
-        "SELECT format('%%s account %%s has %%s %%s', a.kind, a.account, b.balance, b.asset) "
+        "SELECT format('%%s account %%s has %%s %%s%%s', a.kind, a.account, b.balance, b.asset, "
+        " CASE WHEN a.kind = 'member' THEN ': short, and allow_short is false' ELSE '' END) "
         "FROM balances b JOIN accounts a USING (account) "
         "WHERE (a.kind = 'charge' AND (b.balance < 0 OR (b.asset <> %(cash)s AND b.balance <> 0)))"
         " OR (a.kind = 'member' AND NOT a.allow_short AND b.asset <> %(cash)s AND b.balance < 0)"
+        " OR (a.kind = 'funding' AND (b.balance > 0 OR (b.asset <> %(cash)s AND b.balance <> 0)))"
         " ORDER BY a.account, b.asset",
     ),
     (
@@ -100,9 +111,17 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         " AND t.leg = %(shares)s)",
     ),
     (
-        "transfers belong to fills, one per leg",
+        "transfers belong to fills or movements, one per leg",
         "SELECT format('transfer of fill id %%s leg %%s has no fill', t.fill_id, t.leg) "
-        "FROM transfers t LEFT JOIN fills f USING (fill_id) WHERE f.fill_id IS NULL "
+        "FROM transfers t LEFT JOIN fills f USING (fill_id) "
+        "WHERE f.fill_id IS NULL AND t.leg <> ALL(%(movement_legs)s) "
+        "UNION ALL SELECT format('transfer of entry id %%s leg %%s has no cash movement', "
+        " t.fill_id, t.leg) FROM transfers t "
+        "LEFT JOIN cash_movements m ON m.movement_id = t.fill_id "
+        "WHERE m.movement_id IS NULL AND t.leg = ANY(%(movement_legs)s) "
+        "UNION ALL SELECT 'cash movement ' || m.ref || ' has no journal row' "
+        "FROM cash_movements m WHERE NOT EXISTS (SELECT 1 FROM transfers t "
+        " WHERE t.fill_id = m.movement_id AND t.leg = ANY(%(movement_legs)s)) "
         "UNION ALL SELECT format('transfer of fill id %%s has unknown leg %%s', t.fill_id, t.leg) "
         "FROM transfers t LEFT JOIN legs l USING (leg) WHERE l.leg IS NULL "
         "UNION ALL SELECT format('fill id %%s has %%s transfers on leg %%s', fill_id, count(*), "
@@ -121,7 +140,11 @@ def verify(settings: Settings, schema: str, progress: Progress = print_progress)
         progress(f"verify {schema}: {transfers} transfers, {balances} balances")
         for number, (title, sql) in enumerate(_CHECKS, start=1):
             started = time.monotonic()
-            params = {"cash": CASH_ASSET, "shares": LEG_SHARES}
+            params = {
+                "cash": CASH_ASSET,
+                "shares": LEG_SHARES,
+                "movement_legs": list(MOVEMENT_LEGS),
+            }
             found = [str(r[0]) for r in conn.execute(sql, params).fetchall()]
             elapsed_s = time.monotonic() - started
             status = "ok" if not found else f"{len(found)} problem(s)"
@@ -141,6 +164,11 @@ _COMPARED: tuple[tuple[str, str, str], ...] = (
         "fill_ref, leg",
     ),
     ("fills", "fill_ref, digest, security, price_e3, qty, ts_event_ns", "fill_ref"),
+    (
+        "cash_movements",
+        "ref, account, member, kind, amount_cents, reason, funding_account, ts_ns",
+        "ref",
+    ),
     ("balances", "account, asset, balance", "account, asset"),
     (
         "positions",
@@ -148,7 +176,11 @@ _COMPARED: tuple[tuple[str, str, str], ...] = (
         "account, security",
     ),
     ("last_prices", "security, price_e3, ts_event_ns, fill_ref", "security"),
-    ("accounts", "account, member, kind", "account"),
+    (
+        "accounts",
+        "account, member, kind, credit_line_cents, cut_loss_cents, allow_short, enabled",
+        "account",
+    ),
     ("consumer_offsets", "topic, partition, next_offset", "topic, partition"),
 )
 
@@ -199,23 +231,27 @@ def rebuild(
     keep: bool = False,
     progress: Progress = print_progress,
 ) -> list[str]:
-    """Replay `fills` into `scratch_schema` and compare it with `live_schema`.
+    """Replay movements, limits and `fills` into `scratch_schema` and compare it with
+    `live_schema` (see the module docstring).
 
     The live side is read in one repeatable-read snapshot taken before the replay, so a sink
     that keeps posting meanwhile does not disturb the comparison."""
     assert live_schema != scratch_schema, "the scratch schema must differ from the live one"
-    topic = settings.topic("fills")
     db.drop_schema(settings, scratch_schema)
     db.migrate(settings, scratch_schema)
     try:
         with db.connect(settings, live_schema) as live:
             live.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            rows = live.execute(
-                "SELECT partition, next_offset FROM consumer_offsets "
-                "WHERE group_id = %s AND topic = %s",
-                (group_id, topic),
-            ).fetchall()
-            live_offsets = {int(p): int(o) for p, o in rows}
+            live_offsets = _stored(live, Source(group_id, settings.topic("fills")))
+            limits_offsets = _stored(live, Source(group_id, settings.topic(limits.TOPIC)))
+            _replay_movements(settings, live, live_schema, scratch_schema, progress)
+            if limits_offsets:
+                progress(f"rebuild: replaying {limits.TOPIC} up to offsets {limits_offsets}")
+                follower = limits.LimitsFollower(
+                    settings, scratch_schema, group_id, stop_at=limits_offsets, publish=False
+                )
+                follower.run()
+                progress(f"  limits applied to {follower.applied} account(s)")
             _replay(settings, scratch_schema, group_id, batch_max, live_offsets, progress)
             with db.connect(settings, scratch_schema) as scratch:
                 difference = _first_difference(live, live_schema, scratch, scratch_schema, progress)
@@ -224,6 +260,33 @@ def rebuild(
         if not keep:
             db.drop_schema(settings, scratch_schema)
     return [difference] if difference else []
+
+
+def _stored(live: Conn, source: Source) -> dict[int, int]:
+    rows = live.execute(
+        "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = %s AND topic = %s",
+        (source.group_id, source.topic),
+    ).fetchall()
+    return {int(p): int(o) for p, o in rows}
+
+
+def _replay_movements(
+    settings: Settings, live: Conn, live_schema: str, scratch_schema: str, progress: Progress
+) -> None:
+    """Post the live ledger's cash movements again, in id order, with the live code."""
+    columns = "ref, account, member, kind, amount_cents, reason, ts_ns"
+    count = 0
+    with db.connect(settings, scratch_schema) as scratch:
+        for ref, account, member, kind, amount, reason, ts_ns in _rows(
+            live, live_schema, "cash_movements", columns, "movement_id"
+        ):
+            movement = CashMovement(
+                ref, account, Direction(kind), amount, CashReason(reason), ts_ns
+            )
+            result = post_movement(scratch, movement, member)
+            assert result.posted, f"movement {ref} posted twice by the rebuild"
+            count += 1
+    progress(f"rebuild: {count} cash movement(s) posted again")
 
 
 def _replay(

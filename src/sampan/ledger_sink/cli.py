@@ -1,4 +1,8 @@
-"""`sampan ledger-sink` and `sampan ledger migrate | verify | rebuild`.
+"""`sampan ledger-sink` and `sampan ledger migrate | verify | rebuild | deposit | withdraw`.
+
+`deposit` and `withdraw` post one cash movement (cash.py, movements.py) in one database
+transaction, then publish the account's snapshot; the same `--ref` again changes nothing.
+Exit status: 0 posted or already posted, 1 refused (nothing changed), 2 bad arguments.
 
 Settings beyond config.py's, all from the environment so the sink and `rebuild` post with the
 same rules:
@@ -126,6 +130,57 @@ def run_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_movement(args: argparse.Namespace) -> int:
+    import time
+
+    from sampan.ledger_sink.cash import CashMovement, CashReason, Direction
+    from sampan.ledger_sink.movements import MovementRefused, post_movement, publish_snapshots
+
+    direction = Direction.DEPOSIT if args.action == "deposit" else Direction.WITHDRAWAL
+    default = CashReason.TOP_UP if direction is Direction.DEPOSIT else CashReason.PAYOUT
+    movement = CashMovement(
+        args.ref,
+        args.account,
+        direction,
+        args.amount_cents,
+        CashReason(args.reason) if args.reason else default,
+        time.time_ns(),
+    )
+    current = settings()
+    with db.connect(current, _schema(args)) as conn:
+        try:
+            result = post_movement(conn, movement, args.member)
+        except MovementRefused as error:
+            print(f"refused: {error}")
+            return 1
+        if not result.posted:
+            print(f"{direction.value} {args.ref} already posted: nothing changed")
+            return 0
+        publish_snapshots(current, conn, [args.account])
+    print(
+        f"posted {direction.value} {args.ref}: {args.amount_cents} cents "
+        f"({movement.reason.value}) for {args.account}; cash now {result.cash_cents} cents"
+    )
+    return 0
+
+
+def _movement_parser(actions: Any, name: str, help_text: str) -> None:
+    from sampan.ledger_sink.cash import CashReason
+
+    parser = actions.add_parser(name, help=help_text)
+    _common(parser)
+    parser.add_argument("account")
+    parser.add_argument("amount_cents", type=int, metavar="AMOUNT_CENTS", help="HK cents, > 0")
+    parser.add_argument("--ref", required=True, help="unique reference (the idempotency key)")
+    parser.add_argument(
+        "--reason", choices=[r.value for r in CashReason], help="reason code (default by kind)"
+    )
+    parser.add_argument(
+        "--member", help="the account's member (required if the ledger does not know it yet)"
+    )
+    parser.set_defaults(handler=run_movement)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", help="ledger schema (default: SAMPAN_LEDGER_SCHEMA or ledger)")
 
@@ -177,6 +232,8 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--batch-max", type=int, default=2_000)
     replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
     replay.set_defaults(handler=run_rebuild)
+    _movement_parser(actions, "deposit", "credit a member account with cash from the bank")
+    _movement_parser(actions, "withdraw", "pay cash from a member account back to the bank")
 
 
 def main(argv: list[str] | None = None) -> int:

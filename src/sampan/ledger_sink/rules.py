@@ -37,6 +37,9 @@ EXCHANGE_MEMBER = "HKEX"
 RATE_SCALE = 10**7  # rates are parts per 10^7
 E3_PER_CENT = 10
 E3_PER_DOLLAR = 1_000
+# The venue's own accounts: charges (`FEE.*`) and the bank account of cash movements
+# (`BANK.*`); none of them may trade or be funded.
+VENUE_ACCOUNT_PREFIXES = ("FEE.", "BANK.")
 
 
 class InvalidFill(ValueError):
@@ -58,6 +61,8 @@ class Reason(enum.Enum):
     SFC_LEVY = "sfc_levy"
     AFRC_LEVY = "afrc_levy"
     COMMISSION = "commission"
+    DEPOSIT = "deposit"  # cash movements (cash.py), not fills
+    WITHDRAWAL = "withdrawal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,11 @@ LEG_CASH = 1
 LEG_SHARES = 2
 BUY_CHARGE_LEG_BASE = 10
 SELL_CHARGE_LEG_BASE = 20
+# The legs of a cash movement (cash.py): its journal rows share the `fill_id` column, an entry
+# id from the same sequence as fills, and these codes tell a movement's rows from a fill's.
+LEG_DEPOSIT = 31
+LEG_WITHDRAWAL = 32
+MOVEMENT_LEGS = (LEG_DEPOSIT, LEG_WITHDRAWAL)
 CHARGE_CODES: dict[Reason, int] = {
     Reason.STAMP_DUTY: 1,
     Reason.TRADING_FEE: 2,
@@ -143,6 +153,8 @@ def _all_legs() -> dict[int, tuple[str, Reason]]:
     for side, base in (("buy", BUY_CHARGE_LEG_BASE), ("sell", SELL_CHARGE_LEG_BASE)):
         for reason, code in CHARGE_CODES.items():
             legs[base + code] = (f"{side}.{reason.value}", reason)
+    legs[LEG_DEPOSIT] = ("deposit", Reason.DEPOSIT)
+    legs[LEG_WITHDRAWAL] = ("withdrawal", Reason.WITHDRAWAL)
     return legs
 
 
@@ -218,8 +230,10 @@ def validate(fill: Fill) -> None:
         raise InvalidFill(f"{fill.ref}: empty account or exec id")
     if fill.buy_account == fill.sell_account:
         raise InvalidFill(f"{fill.ref}: buyer and seller are the same account {fill.buy_account}")
-    if fill.buy_account.startswith("FEE.") or fill.sell_account.startswith("FEE."):
-        raise InvalidFill(f"{fill.ref}: a charge account cannot trade")
+    if fill.buy_account.startswith(VENUE_ACCOUNT_PREFIXES) or fill.sell_account.startswith(
+        VENUE_ACCOUNT_PREFIXES
+    ):
+        raise InvalidFill(f"{fill.ref}: a charge or funding account cannot trade")
 
 
 def post_fill(fill: Fill, schedule: tuple[ChargeRule, ...]) -> tuple[Transfer, ...]:

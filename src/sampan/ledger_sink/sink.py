@@ -14,8 +14,16 @@ Guarantees:
 - dead letters (undecodable, invalid or conflicting fills) are acknowledged by Kafka before
   the batch commits: at least once, never lost.
 Snapshots on `ledger.balances` are published after each commit for the accounts the batch
-touched, and for every member account at start; a snapshot lost to a crash is replaced by
-the next one (the topic is compacted and a snapshot is the full state, not a delta).
+touched, for the accounts whose limits changed, and for every member account at start; a
+snapshot lost to a crash is replaced by the next one (the topic is compacted and a snapshot is
+the full state, not a delta).
+
+Account limits (credit line, cut-loss, allow_short, enabled, member) come from
+`reference.accounts`: a companion thread in this process (`limits.LimitsFollower`) applies each
+record exactly once to the `accounts` table, with its own offsets in the same database
+transaction. If it fails (PostgreSQL gone too long), the sink stops and exits non-zero.
+Cash (deposits, withdrawals) enters the ledger through `sampan ledger deposit|withdraw`
+(movements.py), not through this loop.
 
 Throughput: the sink's Python is its bottleneck on a small machine (one core under the GIL),
 so the loop overlaps decoding with the database worker, and the cyclic garbage collector runs
@@ -31,6 +39,7 @@ import contextlib
 import gc
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,6 +53,7 @@ from sampan.config import Settings
 from sampan.errors import SampanError
 from sampan.ledger_sink import db, reads
 from sampan.ledger_sink.intake import SinkStats, make_item
+from sampan.ledger_sink.limits import LimitsFollower
 from sampan.ledger_sink.records import dead_letter_record
 from sampan.ledger_sink.rules import ChargeRule, default_schedule
 from sampan.ledger_sink.snapshot import snapshot, to_record
@@ -58,6 +68,7 @@ CONFLICT_RETRIES_MAX = 5  # a concurrent sink inserted the same fill; retrying s
 DELIVERY_TIMEOUT_S = 30.0
 PROGRESS_EVERY_S = 10.0
 CLOSE_TIMEOUT_S = 10.0
+LIMITS_JOIN_TIMEOUT_S = 40.0  # the follower's poll, plus its dead letters' delivery timeout
 # A batch allocates tens of thousands of short-lived objects (records, fills, transfers), all
 # freed by reference counting; with CPython's default threshold (700) the cyclic collector ran
 # ~25 times per 1,000 fills and took ~15% of the sink's CPU (measured by bench.py).
@@ -94,6 +105,9 @@ class SinkOptions:
     # Replay mode (rebuild, bench): assign every partition instead of joining the group, and
     # stop once each partition's next offset reaches this (exclusive end offsets).
     stop_at: dict[int, int] | None = None
+    # Follow reference.accounts into the accounts table (live mode only; rebuild replays it
+    # itself, up to the live ledger's offsets).
+    follow_limits: bool = True
 
 
 class LedgerSink:
@@ -117,6 +131,10 @@ class LedgerSink:
         self._conn: Conn | None = None
         self._known_accounts: set[str] = set()
         self._pending_snapshots: set[str] = set()
+        # Accounts whose snapshots another thread (the limits follower) asked for.
+        self._requested_lock = threading.Lock()
+        self._requested: set[str] = set()
+        self._limits_error: BaseException | None = None
         self._done: set[int] = set()
         self._delivery_errors: list[str] = []
         self._inflight: tuple[Future[bool], list[Item]] | None = None
@@ -137,6 +155,18 @@ class LedgerSink:
 
     def stop(self) -> None:
         self._stopping = True
+
+    def request_snapshots(self, accounts: Sequence[str]) -> None:
+        """Publish these accounts' snapshots soon; safe to call from any thread."""
+        with self._requested_lock:
+            self._requested.update(accounts)
+
+    def _take_requested(self) -> bool:
+        """Move the requested accounts into the pending ones; True if any are pending."""
+        with self._requested_lock:
+            requested, self._requested = self._requested, set()
+        self._pending_snapshots.update(requested)
+        return bool(self._pending_snapshots)
 
     # -- database -------------------------------------------------------------------------
 
@@ -268,7 +298,7 @@ class LedgerSink:
             self._delivery_errors.append(str(error))
 
     def _publish_snapshots(self) -> None:
-        if self._producer is None or not self._pending_snapshots:
+        if self._producer is None or not self._take_requested():
             return
         accounts = sorted(self._pending_snapshots)[: reads.ACCOUNTS_PER_READ_MAX]
         try:
@@ -378,20 +408,54 @@ class LedgerSink:
             self._pending_snapshots.update(
                 self._with_db_retry("list accounts", reads.member_accounts) or ()
             )
-        with (
-            _collector_for_batches(),
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db") as pool,
-        ):
-            consumer = self._start_consumer()
-            try:
-                self._loop(consumer, pool)
-            finally:
+        limits = self._start_limits()
+        try:
+            with (
+                _collector_for_batches(),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db") as pool,
+            ):
+                consumer = self._start_consumer()
                 try:
-                    if sys.exc_info()[0] is None:
-                        self._drain(consumer)
+                    self._loop(consumer, pool)
                 finally:
-                    self._close(consumer)
+                    try:
+                        if sys.exc_info()[0] is None:
+                            self._drain(consumer)
+                    finally:
+                        self._close(consumer)
+        finally:
+            self._stopping = True
+            if limits is not None:
+                limits.join(LIMITS_JOIN_TIMEOUT_S)
+        if self._limits_error is not None:
+            raise SinkError(f"limits follower failed: {self._limits_error}")
         return 0
+
+    def _start_limits(self) -> threading.Thread | None:
+        """The limits follower's thread, in live mode (see the module docstring)."""
+        if self.options.stop_at is not None or not self.options.follow_limits:
+            return None
+        follower = LimitsFollower(
+            self.settings,
+            self.options.schema,
+            self.options.group_id,
+            on_changed=self.request_snapshots,
+            should_stop=lambda: self._stopping,
+            publish=self.options.publish,
+            db_wait_max_s=self.options.db_wait_max_s,
+        )
+
+        def follow() -> None:
+            try:
+                follower.run()
+            except BaseException as error:
+                log.exception("limits follower failed; stopping the sink")
+                self._limits_error = error
+                self.stop()
+
+        thread = threading.Thread(target=follow, name="ledger-limits", daemon=True)
+        thread.start()
+        return thread
 
     def _loop(self, consumer: Any, pool: ThreadPoolExecutor) -> None:
         last_log = time.monotonic()
@@ -407,7 +471,7 @@ class LedgerSink:
                 break
             if items:
                 self._inflight = (pool.submit(self._job, items), items)
-            elif self._pending_snapshots:
+            elif self._pending_snapshots or self._requested:
                 self._inflight = (pool.submit(self._publish_snapshots_ok), [])
             if time.monotonic() - last_log >= PROGRESS_EVERY_S:
                 last_log = time.monotonic()

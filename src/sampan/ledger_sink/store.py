@@ -340,6 +340,12 @@ def _store_offsets(conn: Conn, source: Source, items: Sequence[Item]) -> None:
     next_offsets: dict[int, int] = {}
     for item in items:
         next_offsets[item.partition] = max(next_offsets.get(item.partition, 0), item.offset + 1)
+    store_next_offsets(conn, source, next_offsets)
+
+
+def store_next_offsets(conn: Conn, source: Source, next_offsets: dict[int, int]) -> None:
+    """Store the next offset to read per partition, in the caller's transaction; an offset
+    only moves forward (GREATEST)."""
     partitions = sorted(next_offsets)
     conn.execute(
         "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) "

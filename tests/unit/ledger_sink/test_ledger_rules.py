@@ -117,6 +117,7 @@ def test_invalid_fills_are_refused() -> None:
         fill(price_e3=-1),
         fill(sell_account="A"),
         fill(buy_account="FEE.SFC"),
+        fill(sell_account="BANK.HKD"),
     ):
         try:
             post_fill(bad, SCHEDULE)
@@ -194,9 +195,11 @@ def test_a_buyer_pays_consideration_plus_charges(f: Fill) -> None:
 
 def test_the_migration_names_every_leg_as_the_rules_do() -> None:
     """The migration freezes the leg codes in its `legs` table; they must match rules.LEGS."""
-    from sampan.ledger_sink.migrations.versions.v0001_initial import LEGS as MIGRATION_LEGS
+    from sampan.ledger_sink.migrations.versions.v0001_initial import LEGS as FIRST_LEGS
+    from sampan.ledger_sink.migrations.versions.v0002_limits_and_cash import LEGS as CASH_LEGS
 
-    assert {leg: (name, reason) for leg, name, reason in MIGRATION_LEGS} == {
+    migration_legs = FIRST_LEGS + CASH_LEGS
+    assert {leg: (name, reason) for leg, name, reason in migration_legs} == {
         leg: (name, reason.value) for leg, (name, reason) in LEGS.items()
     }
 
