@@ -1,13 +1,14 @@
 """An account's live balances, as published on `ledger.balances`. Pure: no I/O.
 
 Where the inputs come from (the store reads them in one read-only transaction after a batch):
-- cash: the account's HKD balance in the ledger;
+- cash: the account's HKD balance in the ledger: opening deposits, top-ups and withdrawals
+  (`sampan ledger deposit|withdraw`, `sampan seed`; cash.py) plus the cash legs of its fills;
 - holds: the `holds` table, cash the router reserves for open buy orders; the router will
   maintain it, and until it does every hold is zero;
 - last prices: the `last_prices` table, the last fill price per security the ledger has
   posted (the newest venue time wins, so the value does not depend on partition order);
-- credit line and cut-loss level: the `accounts` table (zero for an account first seen on a
-  fill, until reference data sets them).
+- credit line and cut-loss level: the `accounts` table, set from `reference.accounts` by the
+  sink's limits follower (limits.py); zero for an account reference data never named.
 
 Definitions (all HK cents):
 - holdings value = sum over positions of qty * last price, each rounded half-even to the cent;
