@@ -84,18 +84,31 @@ def wait_until(what: str, predicate: Any, timeout_s: float, check: Any = None) -
         time.sleep(0.3)
 
 
+DEMO_SEEDS_CENTS = (
+    5_000_000_00,
+    1_000_000_00,
+    500_000_00,
+    2_000_000_00,
+)  # cash, credit, cut-loss, max order
+
+
+def demo_seeds() -> tuple[Any, ...]:
+    """ACC1..ACC4, one member each: HK$5m of cash, a HK$1m credit line, a HK$500k cut-loss
+    level and a HK$2m fat-finger limit. ACC2 may sell short (the demo has no inventory)."""
+    from sampan.reference import AccountSeed
+
+    cash, credit, cut_loss, max_order = DEMO_SEEDS_CENTS
+    return tuple(
+        AccountSeed(f"ACC{n}", f"M{n}", cash, credit, cut_loss, max_order, allow_short=n == 2)
+        for n in range(1, 5)
+    )
+
+
 def demo_accounts() -> list[tuple[str, dict[str, Any]]]:
-    """ACC1..ACC4 with a generous credit line and a negative cut-loss. The ledger holds no
-    opening deposits, so a positive cut-loss would stop every order: until deposits exist,
-    the demo lets the credit line carry the buys. ACC2 may sell short (no inventory yet)."""
-    from sampan.reference import AccountSeed, account_record
+    from sampan.reference import account_record
 
     now = time.time_ns()
-    seeds = [
-        AccountSeed(f"ACC{n}", f"M{n}", 0, 10**10, -(10**15), 10**13, allow_short=n == 2)
-        for n in range(1, 5)
-    ]
-    return [(seed.account, account_record(seed, now)) for seed in seeds]
+    return [(seed.account, account_record(seed, now)) for seed in demo_seeds()]
 
 
 def publish_records(
@@ -206,7 +219,10 @@ def run_venue_demo(keep_logs: bool = False) -> int:
     db.migrate(current, run_id)
     publish_seed(current)
     publish_records(current, "reference.accounts", "Account", demo_accounts())
-    print(f"[{run_id}] reference data seeded; ledger schema {run_id}")
+    from sampan.reference import fund_seed
+
+    posted, _ = fund_seed(current, demo_seeds())
+    print(f"[{run_id}] reference data seeded; {posted} accounts funded; ledger schema {run_id}")
     state_dir = current.state_dir / "demo" / run_id
     ports = VenuePorts.free()
     options = VenueOptions(
