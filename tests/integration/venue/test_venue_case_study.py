@@ -4,9 +4,8 @@ ledger (rows, charges, `ledger verify`), the drop copy and reconciliation all ag
 simulator loses one execution report on the order session (not on drop copy): recon opens a
 MISSING_FILL break, the router's session recovery resends the report, and the break heals.
 
-Known data gaps this test works around: the ledger has no opening deposits, and the router
-applies cut-loss from ledger.balances, so the accounts here are published with a generous
-credit line and a negative cut-loss (as the router tests do) to let the orders through.
+The accounts are funded with opening deposits in the ledger and carry real credit lines and
+cut-loss levels, which the router checks against ledger.balances.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.hkex_sim.ocg_admin import send_admin
 from sampan.ledger_sink import db, rules
-from sampan.reference import AccountSeed, account_record
+from sampan.reference import AccountSeed, account_record, fund_seed
 from sampan.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
 
 pytestmark = pytest.mark.integration
@@ -60,24 +59,27 @@ def sampan(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# HK$5m of cash, a HK$1m credit line, a HK$500k cut-loss level, a HK$2m fat-finger limit.
+SEEDS = (
+    AccountSeed("BUYER1", "M1", 5_000_000_00, 1_000_000_00, 500_000_00, 2_000_000_00),
+    AccountSeed(
+        "SELLER2", "M2", 5_000_000_00, 1_000_000_00, 500_000_00, 2_000_000_00, allow_short=True
+    ),
+)
+
+
 def accounts() -> list[tuple[str, dict[str, Any]]]:
     now = time.time_ns()
-    seeds = [
-        AccountSeed("BUYER1", "M1", 0, 10**10, -(10**15), 10**13),
-        AccountSeed("SELLER2", "M2", 0, 10**10, -(10**15), 10**13, allow_short=True),
-    ]
-    return [(s.account, account_record(s, now)) for s in seeds]
+    return [(s.account, account_record(s, now)) for s in SEEDS]
 
 
 def ledger_rows(settings: Settings, schema: str) -> tuple[list[tuple[Any, ...]], set[Any]]:
     with db.connect(settings, schema) as conn:
         fills = conn.execute("SELECT fill_ref, price_e3, qty FROM fills ORDER BY 1").fetchall()
-        # The ledger's readable journal: the `journal` view where the schema has one (the
-        # journal table is being made leaner concurrently), else the `transfers` table.
-        row = conn.execute("SELECT to_regclass('journal') IS NOT NULL").fetchone()
-        table = "journal" if row and row[0] else "transfers"
+        # The ledger's readable journal, without the opening deposits (ids `CASH:<ref>:...`).
         transfers = conn.execute(
-            f"SELECT id, debit_account, credit_account, asset, amount, reason FROM {table}"
+            "SELECT id, debit_account, credit_account, asset, amount, reason FROM journal"
+            " WHERE id NOT LIKE 'CASH:%'"
         ).fetchall()
     return [tuple(f) for f in fills], {tuple(t) for t in transfers}
 
@@ -117,6 +119,7 @@ def test_smart_split_ledger_dropcopy_recon_and_a_healed_break(
     started = time.monotonic()
     s = env_settings
     publish_records(s, "reference.accounts", "Account", accounts())
+    assert fund_seed(s, SEEDS) == (2, 0)
     ports = VenuePorts.free()
     options = VenueOptions(
         tmp_path / "state",
