@@ -45,6 +45,19 @@ from sampan.matcher.rules import PRICE_MAX_E3, PRICE_MIN_E3, Instrument, Rules
 SNAPSHOT_VERSION = 1
 DEPTH_LEVELS_MAX = 50  # callers ask for 5 (md.depth) or 10 (HKEX aggregate book)
 
+# Enum members read on every command, as module constants: a class attribute read on an enum
+# costs ~45 ns in CPython 3.11, a global ~5 ns.
+_BUY = Side.BUY
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_DAY = TimeInForce.DAY
+_FOK = TimeInForce.FOK
+_ACCEPTED = ExecType.ACCEPTED
+_AMENDED = ExecType.AMENDED
+_EXPIRED = ExecType.EXPIRED
+_STATUS_CANCELLED = OrderStatus.CANCELLED
+_REQUESTED = CancelReason.REQUESTED
+
 
 class Engine:
     """Books by security code under one set of `Rules`."""
@@ -88,33 +101,23 @@ class Engine:
         if book is None:
             return [_rejected(cmd, RejectReason.UNKNOWN_SECURITY, 0)]
         reason, bound_e3 = self._check_place(book, cmd)
-        market = cmd.order_type is OrderType.MARKET
+        order_type, tif, ts_ns = cmd.order_type, cmd.tif, cmd.ts_ns
+        price_e3 = 0 if order_type is _MARKET else cmd.price_e3
         order = Order(
-            cmd.order_id,
-            cmd.account,
-            cmd.member,
-            cmd.side,
-            0 if market else cmd.price_e3,
-            cmd.qty,
-            cmd.order_type,
-            cmd.stp,
-            cmd.ts_ns,
-        )
-        if (
-            reason is None
-            and cmd.tif is TimeInForce.FOK
-            and book.fillable_qty(order, bound_e3) < cmd.qty
-        ):
+            cmd.order_id, cmd.account, cmd.member, cmd.side, price_e3, cmd.qty, order_type,
+            cmd.stp, ts_ns,
+        )  # fmt: skip
+        if reason is None and tif is _FOK and book.fillable_qty(order, bound_e3) < cmd.qty:
             reason = RejectReason.FOK_NOT_FILLABLE
         if reason is not None:
             return [_rejected(cmd, reason, book.next_exec_id())]
-        out: list[Event] = [book.report(order, ExecType.ACCEPTED, cmd.ts_ns)]
-        book.match(order, bound_e3, cmd.ts_ns, out)
-        if order.leaves_qty and order.status is not OrderStatus.CANCELLED:
-            if cmd.tif is TimeInForce.DAY:
+        out: list[Event] = [book.report(order, _ACCEPTED, ts_ns)]
+        book.match(order, bound_e3, ts_ns, out)
+        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
+            if tif is _DAY:
                 book.rest(order)
             else:
-                book.close_unrested(order, ExecType.EXPIRED, cmd.ts_ns, out)
+                out.append(book.close_unrested(order, _EXPIRED, ts_ns))
         return out
 
     def _check_place(self, book: OrderBook, cmd: PlaceOrder) -> tuple[RejectReason | None, int]:
@@ -123,15 +126,16 @@ class Engine:
             return RejectReason.SECURITY_HALTED, 0
         if cmd.order_id in book.orders:
             return RejectReason.DUPLICATE_ORDER_ID, 0
-        reason = self._check_qty(book, cmd.qty)
-        if reason is not None:
-            return reason, 0
-        if cmd.order_type is OrderType.MARKET:
+        qty, lot = cmd.qty, book.instrument.board_lot
+        if qty <= 0 or qty % lot or qty > lot * self.rules.max_lots_per_order:
+            return self._check_qty(book, qty), 0  # which of the three failed
+        order_type, price_e3 = cmd.order_type, cmd.price_e3
+        if order_type is _MARKET:
             return self._check_market(book, cmd)
-        reason = self._check_price(book, cmd.price_e3)
+        reason = self._check_price(book, price_e3)
         if reason is None:
-            reason = self._check_reach(book, cmd.side, cmd.order_type, cmd.price_e3)
-        return reason, cmd.price_e3
+            reason = self._check_reach(book, cmd.side, order_type, price_e3)
+        return reason, price_e3
 
     def _check_market(self, book: OrderBook, cmd: PlaceOrder) -> tuple[RejectReason | None, int]:
         if not self.rules.market_orders_allowed:
@@ -162,7 +166,7 @@ class Engine:
         if not book.table.is_on_tick(price_e3):
             return RejectReason.NOT_ON_TICK
         factor = self.rules.nominal_price_check_factor
-        nominal = book.nominal_price_e3()
+        nominal = book.last_px_e3 or book.instrument.nominal_price_e3
         if factor and nominal and (price_e3 >= nominal * factor or price_e3 * factor <= nominal):
             return RejectReason.PRICE_OUT_OF_RANGE
         return None
@@ -173,20 +177,24 @@ class Engine:
         """HKEX-style reach: a limit (when `limit_matches_best_only`) may not be priced
         through the best opposite price; an enhanced limit not beyond the last level it may
         reach. Pricing beyond would leave a crossed book after the walk stops."""
-        best = book.opposite(side).best_price_e3()
-        if best is None:
+        is_limit = order_type is _LIMIT
+        if is_limit and not self.rules.limit_matches_best_only:
             return None
-        if order_type is OrderType.LIMIT:
-            if not self.rules.limit_matches_best_only:
-                return None
+        buys = side is _BUY
+        opposite = book.asks if buys else book.bids
+        keys = opposite.keys
+        if not keys:
+            return None
+        best = opposite.sign * keys[-1]
+        if is_limit:
             reach = best
         else:
             spreads = self.rules.enhanced_limit_levels_max - 1
-            if side is Side.BUY:
+            if buys:
                 reach = book.table.tick_up(best, spreads)
             else:
                 reach = book.table.tick_down(best, spreads)
-        beyond = price_e3 > reach if side is Side.BUY else price_e3 < reach
+        beyond = price_e3 > reach if buys else price_e3 < reach
         return RejectReason.PRICE_THROUGH_REACH if beyond else None
 
     # ------------------------------------------------------------------ cancel, amend
@@ -201,9 +209,7 @@ class Engine:
         if reason is not None:
             return [_cancel_rejected(cmd, RequestKind.CANCEL, reason, book.next_exec_id())]
         assert order is not None
-        out: list[Event] = []
-        book.cancel(order, CancelReason.REQUESTED, cmd.ts_ns, out)
-        return out
+        return [book.cancel(order, _REQUESTED, cmd.ts_ns)]
 
     def _amend(self, cmd: AmendOrder) -> list[Event]:
         """Checks: security, halt, order known, owner, quantity (also above the filled
@@ -225,17 +231,17 @@ class Engine:
             order.qty = cmd.qty
             order.leaves_qty -= delta
             order.level.qty -= delta
-            out.append(book.report(order, ExecType.AMENDED, cmd.ts_ns))
+            out.append(book.report(order, _AMENDED, cmd.ts_ns))
             return out
-        (book.bids if order.side is Side.BUY else book.asks).unlink(order)
+        (book.bids if order.side is _BUY else book.asks).unlink(order)
         del book.orders[order.order_id]
         order.price_e3 = cmd.price_e3
         order.qty = cmd.qty
         order.leaves_qty = cmd.qty - order.cum_qty
         order.ts_ns = cmd.ts_ns
-        out.append(book.report(order, ExecType.AMENDED, cmd.ts_ns))
+        out.append(book.report(order, _AMENDED, cmd.ts_ns))
         book.match(order, cmd.price_e3, cmd.ts_ns, out)
-        if order.leaves_qty and order.status is not OrderStatus.CANCELLED:
+        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
             book.rest(order)
         return out
 
@@ -283,7 +289,7 @@ class Engine:
                 key=lambda o: o.order_id,
             )
             for order in mine:
-                book.cancel(order, CancelReason.MASS_CANCEL, cmd.ts_ns, out)
+                out.append(book.cancel(order, CancelReason.MASS_CANCEL, cmd.ts_ns))
         count = len(out)
         out.append(MassCancelled(cmd.ts_ns, cmd.account, cmd.security, count))
         return out

@@ -273,3 +273,13 @@ def test_validate_catches_a_corrupted_aggregate() -> None:
     e._books[5].bids.levels[60_000].qty += 1
     with pytest.raises(InvariantError):
         e.validate()
+
+
+def test_events_are_immutable_and_equal_only_to_their_own_type() -> None:
+    report = ExecutionReport(ExecType.ACCEPTED, 1, 5, 1, "acc1", Side.BUY, 60_000, 400, 0, 400)
+    same = ExecutionReport(*report)
+    assert report == same and (report != same) is False and hash(report) == hash(same)
+    assert report != tuple(report) and tuple(report) != report
+    assert MassCancelled(1, "acc1", None, 0) != (1, "acc1", None, 0)
+    with pytest.raises(AttributeError):
+        report.cum_qty = 400  # type: ignore[misc]
