@@ -46,7 +46,7 @@ class DropCopyWriter:
         settings: Settings,
         comp_id: str,
         *,
-        transaction_timeout_ms: int = 60_000,
+        transaction_timeout_ms: int = 10_000,  # a dead writer's open transaction blocks readers this long
         commit_timeout_s: float = 30.0,
     ) -> None:
         self.settings = settings

@@ -92,7 +92,11 @@ class AgentConfig:
     poll_timeout_s: float = 0.05
     commit_timeout_s: float = 30.0
     init_timeout_s: float = 60.0
-    transaction_timeout_ms: int = 60_000
+    # An instance that dies inside a transaction and never comes back (its partitions move to
+    # another instance) leaves that transaction open, and read_committed readers of every
+    # partition it wrote to stop at it until the broker aborts it after this timeout. Keep it
+    # short; it only needs to outlast one batch's commit.
+    transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 10_000
     linger_ms: int = 1
     metrics_port: int = 0  # 0: no HTTP metrics endpoint
