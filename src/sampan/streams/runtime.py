@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
@@ -352,34 +352,47 @@ class AgentRunner:
         raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, f"producer queue full for {name}"))
 
     def _commit(self) -> bool:
-        """Commit outputs and offsets; on an abortable error abort and rewind. True if committed."""
+        """Commit outputs and offsets; on an abortable error abort and rewind. True if committed.
+
+        Each call is retried on its own when the error is retriable (the library's contract:
+        repeat the call that failed, not the ones before it), at most COMMIT_RETRIES_MAX times."""
         positions = [
             tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
         ]
-        for attempt in range(COMMIT_RETRIES_MAX):
+        metadata = self.consumer.consumer_group_metadata()
+        timeout_s = self.config.commit_timeout_s
+        try:
+            self._retrying(
+                "send offsets",
+                lambda: self.producer.send_offsets_to_transaction(positions, metadata, timeout_s),
+            )
+            self._retrying("commit", lambda: self.producer.commit_transaction(timeout_s))
+        except KafkaException as exception:
+            error = exception.args[0]
+            if not error.txn_requires_abort():
+                raise
+            log.warning("%s: aborting transaction: %s", self.agent.name, error)
+            self.producer.abort_transaction(timeout_s)
+            self._rewind()
+            return False
+        return True
+
+    def _retrying(self, what: str, call: Callable[[], object]) -> None:
+        for attempt in range(1, COMMIT_RETRIES_MAX + 1):
             try:
-                self.producer.send_offsets_to_transaction(
-                    positions, self.consumer.consumer_group_metadata(), self.config.commit_timeout_s
-                )
-                self.producer.commit_transaction(self.config.commit_timeout_s)
-                return True
+                call()
+                return
             except KafkaException as exception:
                 error = exception.args[0]
-                if error.retriable() and attempt + 1 < COMMIT_RETRIES_MAX:
-                    log.warning(
-                        "%s: commit retriable error (attempt %d): %s",
-                        self.agent.name,
-                        attempt + 1,
-                        error,
-                    )
-                    continue
-                if error.txn_requires_abort():
-                    log.warning("%s: aborting transaction: %s", self.agent.name, error)
-                    self.producer.abort_transaction(self.config.commit_timeout_s)
-                    self._rewind()
-                    return False
-                raise
-        raise AssertionError("unreachable: the last attempt either returns or raises")
+                if not error.retriable() or attempt == COMMIT_RETRIES_MAX:
+                    raise
+                log.warning(
+                    "%s: %s: retriable error (attempt %d): %s",
+                    self.agent.name,
+                    what,
+                    attempt,
+                    error,
+                )
 
     def _rewind(self) -> None:
         """Seek every assigned partition back to its committed offset; reset the agent."""
