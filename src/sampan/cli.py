@@ -2,8 +2,9 @@
 
 Each package that owns a subcommand exposes `register(subparsers)` in its own `cli` module; this
 module only lists them, so adding a process never means editing another package's code. A
-subcommand's handler returns the process exit status. Operator errors (`SampanError`) print one
-clear line to stderr and exit 2; they never reach the user as a traceback.
+subcommand's handler returns the process exit status. Operator errors (`SampanError`, a
+timeout, an unreachable database or broker) print one clear line to stderr and exit 2; they
+never reach the user as a traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_unreachable_service(error: Exception) -> bool:
+    """A database or broker error (down, refused, timed out): an operator's problem to fix,
+    shown as one line. The client libraries are matched by module, so `--help` stays quick."""
+    module = type(error).__module__
+    return module.startswith(("psycopg", "confluent_kafka", "cimpl"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -58,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.handler(args)
     except SampanError as error:
         print(f"sampan {args.command}: {error}", file=sys.stderr)
+        return 2
+    except (TimeoutError, OSError) as error:
+        print(f"sampan {args.command}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not _is_unreachable_service(error):
+            raise
+        print(f"sampan {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sampan {args.command}: interrupted", file=sys.stderr)

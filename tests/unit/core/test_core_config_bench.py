@@ -91,3 +91,15 @@ def test_serde_bench_reports_rates() -> None:
     assert result["serde_encode_records_per_s"] > 0
     assert result["serde_decode_records_per_s"] > 0
     assert result["serde_record_bytes"] > 10
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sampan.cli import main
+
+    monkeypatch.setenv("SAMPAN_DATABASE_URL", "postgresql://sampan@127.0.0.1:1/sampan")
+    assert main(["ledger", "verify"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sampan ledger: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2
