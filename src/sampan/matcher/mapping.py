@@ -8,7 +8,9 @@ agent can snapshot it; the output is a pure function of the commands applied (no
 
 Identifiers: an order's engine id is its NEW command's input offset + 1 (unique within the
 partition, and a security lives in one partition); its venue order id is `X<partition>.<id>`.
-Exec ids are the engine's per-book sequence, `X<exec id>`, unique for the venue.
+Exec ids are the engine's per-book sequence, `X<exec id>`, unique for the venue. A command for
+a security without a book has no sequence to draw from (the engine gives exec id 0); its reject
+is `X<partition>.r<offset>`, from its input offset, so it is as unique and deterministic.
 Limits: order metadata is dropped when an order is done, so a cancel for a finished order is
 refused as UNKNOWN_ORDER, like one for an order that never existed.
 """
@@ -103,6 +105,7 @@ class PartitionBook:
         self.orders: dict[int, OrderMeta] = {}
         self.by_client: dict[tuple[str, str], int] = {}
         self._target = 0  # the order a CANCEL or AMEND being applied addresses
+        self._offset = 0  # the input offset of the command being applied
 
     def venue_order_id(self, order_id: int) -> str:
         return f"X{self.partition}.{order_id}"
@@ -116,6 +119,7 @@ class PartitionBook:
         account = command["account"]
         duplicate_of = 0
         self._target = 0
+        self._offset = offset
         if kind == "NEW":
             duplicate_of = self.by_client.get((account, command["cl_ord_id"]), 0)
             engine_command: Command = self._place(offset, command)
@@ -162,6 +166,11 @@ class PartitionBook:
 
     # ---------------------------------------------------------------- events out
 
+    def _exec_id(self, engine_exec_id: int) -> str:
+        if engine_exec_id == 0:  # no book, so no sequence: name the reject by its command
+            return f"X{self.partition}.r{self._offset}"
+        return f"X{engine_exec_id}"
+
     def _records(
         self, command: dict[str, Any], events: list[Event], duplicate_of: int
     ) -> list[Record]:
@@ -200,7 +209,7 @@ class PartitionBook:
         meta.status = status
         reason = event.reason.name if event.reason is not None else None
         value = {
-            "exec_id": f"X{event.exec_id}",
+            "exec_id": self._exec_id(event.exec_id),
             "venue": "INTERNAL",
             "order_id": "" if answers_command else self.venue_order_id(event.order_id),
             "cl_ord_id": command["cl_ord_id"] if answers_request else meta.cl_ord_id,
@@ -269,7 +278,7 @@ class PartitionBook:
     def _cancel_rejected(self, command: dict[str, Any], event: CancelRejected) -> Record:
         meta = self.orders.get(event.order_id)
         value = {
-            "exec_id": f"X{event.exec_id}",
+            "exec_id": self._exec_id(event.exec_id),
             "venue": "INTERNAL",
             "order_id": self.venue_order_id(event.order_id) if meta else "",
             "cl_ord_id": command["cl_ord_id"],
@@ -331,4 +340,5 @@ class PartitionBook:
         book.orders = {row[0]: OrderMeta(*row[1:]) for row in state["orders"]}
         book.by_client = {(a, c): oid for a, c, oid in state["by_client"]}
         book._target = 0
+        book._offset = 0
         return book

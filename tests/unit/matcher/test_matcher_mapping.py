@@ -68,6 +68,22 @@ def test_unknown_security_is_a_reject_not_a_crash() -> None:
     )
 
 
+def test_rejects_for_unknown_securities_get_unique_deterministic_exec_ids() -> None:
+    book = PartitionBook(2, default_instruments())
+    records = [
+        *book.apply(10, command("NEW", "a", security=4)),
+        *book.apply(11, command("NEW", "b", security=4)),
+        *book.apply(12, command("CANCEL", "c", security=4, orig_cl_ord_id="a")),
+        *book.apply(13, command("AMEND", "d", security=4, orig_cl_ord_id="b")),
+    ]
+    assert [r.value["reject_reason"] for r in records] == ["UNKNOWN_SECURITY"] * 4
+    assert [r.value["exec_id"] for r in records] == ["X2.r10", "X2.r11", "X2.r12", "X2.r13"]
+    again = PartitionBook(2, default_instruments())
+    assert [r.value["exec_id"] for r in again.apply(10, command("NEW", "a", security=4))] == [
+        "X2.r10"
+    ]
+
+
 def test_a_cross_yields_a_fill_with_both_legs_and_a_trade() -> None:
     book = PartitionBook(2, default_instruments())
     book.apply(0, command("NEW", "s", account="ACC2", member="M2", side="SELL", qty=300))
