@@ -7,7 +7,12 @@ Guarantees, for an agent whose handler is a pure function of its state and input
 - on an abortable error the transaction is aborted, the consumer rewinds to the committed
   offsets and the agent is told to reset its state to match them;
 - an undecodable record, or one whose handler raised, goes to the source topic's dead-letter
-  topic (with topic, partition, offset and the error) in the same transaction; the agent goes on;
+  topic (with topic, partition, offset and the error) in the same transaction; the agent goes on.
+  A failure to produce is never the record's fault: it propagates and stops the runner (the
+  open transaction is fenced by the restarted instance or aborted by the broker's timeout);
+- a record polled before a rebalance that ran during the same fetch is dropped, never handled:
+  its partition may have moved, or been rebuilt to the committed offset, from which the
+  consumer fetches it again;
 - every batch, poll, retry and wait is bounded (see `AgentConfig`); SIGTERM and SIGINT finish
   the current batch, commit it and leave the group.
 Limits: one transaction per batch, so latency is at least one commit round trip; the handler
@@ -66,8 +71,17 @@ class Output:
     partition: int | None = None
 
 
+StartOffsets = Mapping[tuple[str, int], int]
+
+
 class Agent(Protocol):
-    """What the runtime needs of an agent. The handler methods must not do I/O."""
+    """What the runtime needs of an agent. The handler methods must not do I/O.
+
+    `assigned` may return where some of the newly assigned partitions must start consuming,
+    {(catalog topic, partition): offset}, overriding the committed offset (or, without one,
+    `auto.offset.reset`): an agent that restored a partition from a snapshot beyond the
+    committed offset (say the group's offsets expired) names the snapshot's offset so that no
+    input it already holds is applied again. None or {}: the committed offsets."""
 
     name: str  # consumer group; also the transactional id's stem
     inputs: Mapping[str, str]  # catalog topic → Avro record name of its values
@@ -78,7 +92,9 @@ class Agent(Protocol):
 
     def stopping(self) -> Iterable[Output]: ...
 
-    def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Consumer) -> None: ...
+    def assigned(
+        self, partitions: Sequence[tuple[str, int]], consumer: Consumer
+    ) -> StartOffsets | None: ...
 
     def revoked(self, partitions: Sequence[tuple[str, int]]) -> None: ...
 
@@ -188,17 +204,35 @@ class AgentRunner:
         self.consumer = Consumer(consumer_settings)
         self.producer = Producer(producer_config(settings, self.group, config))
         self.batches = 0
+        # Bumped by every assign and revoke, so `_next_batch` sees a rebalance that ran inside
+        # one of its calls.
+        self.rebalances = 0
+        # The start offsets the agent chose on assignment; a rewind uses them for a partition
+        # that has no committed offset yet.
+        self._starts: dict[tuple[str, int], int] = {}
 
     # -- rebalance ---------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
         pairs = [(self._unprefix.get(p.topic, p.topic), p.partition) for p in partitions]
         log.info("%s: assigned %s", self.agent.name, pairs)
-        self.agent.assigned(pairs, consumer)
+        starts = self.agent.assigned(pairs, consumer) or {}
+        if not starts:
+            return
+        for pair, tp in zip(pairs, partitions, strict=True):
+            if pair in starts:
+                tp.offset = self._starts[pair] = starts[pair]
+        log.info("%s: starting at %s", self.agent.name, dict(starts))
+        # Assigning inside the callback replaces the library's own assign, with our offsets.
+        consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
         pairs = [(self._unprefix.get(p.topic, p.topic), p.partition) for p in partitions]
         log.info("%s: revoked %s", self.agent.name, pairs)
+        for pair in pairs:
+            self._starts.pop(pair, None)
         self.agent.revoked(pairs)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -244,7 +278,11 @@ class AgentRunner:
     def _next_batch(self) -> list[Any]:
         """Whatever has arrived, up to the batch maximum, without waiting to fill the batch:
         `consume(n, timeout)` would wait the whole timeout for n records, adding that much
-        latency to every record at low rates. Wait only for the first record."""
+        latency to every record at low rates. Wait only for the first record.
+
+        The second call may run a rebalance; `first` then belongs to the old assignment (its
+        partition moved away, or was rebuilt to the committed offset and will be fetched again)
+        and is dropped. What that call returns was fetched after the rebalance."""
         batch_max = self.config.batch_size_max
         messages: list[Any] = self.consumer.consume(num_messages=batch_max, timeout=0)
         if messages:
@@ -252,7 +290,14 @@ class AgentRunner:
         first = self.consumer.poll(self.config.poll_timeout_s)
         if first is None:
             return []
-        return [first, *self.consumer.consume(num_messages=batch_max - 1, timeout=0)]
+        rebalances = self.rebalances
+        rest: list[Any] = self.consumer.consume(num_messages=batch_max - 1, timeout=0)
+        if self.rebalances != rebalances:
+            log.info(
+                "%s: rebalanced while fetching: dropping the record polled before", self.agent.name
+            )
+            return rest
+        return [first, *rest]
 
     def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
@@ -301,10 +346,7 @@ class AgentRunner:
             message.timestamp()[1],
         )
         try:
-            produced = 0
-            for output in self.agent.handle(record):
-                self._produce(output)
-                produced += 1
+            outputs = list(self.agent.handle(record))
         except Exception as error:  # a bad record must not stop the venue: dead-letter it
             log.exception(
                 "%s: handler failed on %s[%d]@%d",
@@ -315,7 +357,11 @@ class AgentRunner:
             )
             self._dead_letter(message, topic, f"handler failed: {error!r}")
             return 1
-        return produced
+        # Outside the `try`: a produce failure (a full queue, a fenced producer) says nothing
+        # about the record, so it must not dead-letter it; it propagates.
+        for output in outputs:
+            self._produce(output)
+        return len(outputs)
 
     def _dead_letter(self, message: Any, topic: str, reason: str) -> None:
         self.metrics.dead_letters.inc()
@@ -400,7 +446,8 @@ class AgentRunner:
         assignment = self.consumer.assignment()
         committed = self.consumer.committed(assignment, timeout=self.config.commit_timeout_s)
         for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            pair = (self._unprefix.get(tp.topic, tp.topic), tp.partition)
+            offset = tp.offset if tp.offset >= 0 else self._starts.get(pair, OFFSET_BEGINNING)
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         self.agent.reset()
 

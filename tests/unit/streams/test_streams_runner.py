@@ -1,0 +1,175 @@
+"""The runtime's batch, handle and rebalance logic against scripted consumer and producer fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
+
+from sampan.config import settings
+from sampan.demo import order_command
+from sampan.schemas import registry
+from sampan.streams import runtime
+from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
+
+INPUT = "orders.requests"
+
+
+class Message:
+    def __init__(self, topic: str, partition: int, offset: int, value: bytes) -> None:
+        self._topic, self._partition, self._offset, self._value = topic, partition, offset, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"ACC1"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def error(self) -> None:
+        return None
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.consumes: list[Callable[[], list[Any]]] = []
+        self.polled: Any = None
+        self.assigned: list[TopicPartition] | None = None
+        self.committed_offsets: list[TopicPartition] = []
+        self.seeks: list[TopicPartition] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        return self.consumes.pop(0)() if self.consumes else []
+
+    def poll(self, timeout: float) -> Any:
+        return self.polled
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition) for tp in self.committed_offsets]
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return self.committed_offsets
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append(tp)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.produced: list[tuple[str, bytes | None]] = []
+        self.failing_topic = ""
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, **kwargs: Any) -> None:
+        if topic == self.failing_topic:
+            raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, "queue full"))
+        self.produced.append((topic, key))
+
+
+class FakeAgent:
+    name = "fake"
+    inputs: Mapping[str, str] = {INPUT: "OrderCommand"}
+
+    def __init__(self) -> None:
+        self.starts: dict[tuple[str, int], int] = {}
+        self.resets = 0
+
+    def handle(self, record: InRecord) -> Iterable[Output]:
+        yield Output("orders.events", record.key, b"report 1")
+        yield Output("orders.events", record.key, b"report 2")
+
+    def end_batch(self) -> Iterable[Output]:
+        return ()
+
+    def stopping(self) -> Iterable[Output]:
+        return ()
+
+    def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Any) -> dict[Any, int]:
+        return self.starts
+
+    def revoked(self, partitions: Sequence[tuple[str, int]]) -> None:
+        return None
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> AgentRunner:
+    monkeypatch.setattr(runtime, "Consumer", lambda config: FakeConsumer())
+    monkeypatch.setattr(runtime, "Producer", lambda config: FakeProducer())
+    return AgentRunner(FakeAgent(), settings(), AgentConfig())
+
+
+def command_message(runner: AgentRunner, partition: int, offset: int) -> Message:
+    value = registry().encode("OrderCommand", order_command("unit", offset, "ACC1"))
+    return Message(runner.settings.topic(INPUT), partition, offset, value)
+
+
+def test_a_record_polled_before_a_rebalance_in_the_same_fetch_is_dropped(
+    runner: AgentRunner,
+) -> None:
+    consumer: FakeConsumer = runner.consumer  # type: ignore[assignment]
+    first = command_message(runner, 0, 7)
+    after = command_message(runner, 0, 5)
+    tps = [TopicPartition(runner.settings.topic(INPUT), 0)]
+
+    def rebalance() -> list[Any]:
+        runner._on_revoke(runner.consumer, tps)
+        runner._on_assign(runner.consumer, tps)
+        return [after]
+
+    consumer.consumes = [lambda: [], rebalance]
+    consumer.polled = first
+    assert runner._next_batch() == [after]
+    # Without a rebalance, the polled record leads the batch.
+    consumer.consumes = [lambda: [], lambda: [after]]
+    assert runner._next_batch() == [first, after]
+
+
+def test_a_produce_failure_propagates_and_dead_letters_nothing(runner: AgentRunner) -> None:
+    producer: FakeProducer = runner.producer  # type: ignore[assignment]
+    producer.failing_topic = runner.settings.topic("orders.events")
+    with pytest.raises(KafkaException):
+        runner._handle(command_message(runner, 0, 3))
+    assert producer.produced == []
+    producer.failing_topic = ""
+    assert runner._handle(command_message(runner, 0, 3)) == 2
+    assert [topic for topic, _ in producer.produced] == [runner.settings.topic("orders.events")] * 2
+
+
+def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: AgentRunner) -> None:
+    consumer: FakeConsumer = runner.consumer  # type: ignore[assignment]
+    agent: FakeAgent = runner.agent  # type: ignore[assignment]
+    name = runner.settings.topic(INPUT)
+    tps = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    runner._on_assign(runner.consumer, tps)
+    assert consumer.assigned is None, "no start offsets: the library assigns as usual"
+    agent.starts = {(INPUT, 1): 42}
+    tps = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    runner._on_assign(runner.consumer, tps)
+    assert consumer.assigned is not None
+    assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(0, OFFSET_INVALID), (1, 42)]
+    # After an abort, a partition that still has no committed offset goes back to its start.
+    consumer.committed_offsets = [
+        TopicPartition(name, 0, 9),
+        TopicPartition(name, 1, OFFSET_INVALID),
+    ]
+    runner._rewind()
+    assert [(tp.partition, tp.offset) for tp in consumer.seeks] == [(0, 9), (1, 42)]
+    assert agent.resets == 1
