@@ -124,7 +124,7 @@ def command_message(runner: AgentRunner, partition: int, offset: int) -> Message
 def test_a_record_polled_before_a_rebalance_in_the_same_fetch_is_dropped(
     runner: AgentRunner,
 ) -> None:
-    consumer: FakeConsumer = runner.consumer  # type: ignore[assignment]
+    consumer: FakeConsumer = runner.consumer
     first = command_message(runner, 0, 7)
     after = command_message(runner, 0, 5)
     tps = [TopicPartition(runner.settings.topic(INPUT), 0)]
@@ -143,7 +143,7 @@ def test_a_record_polled_before_a_rebalance_in_the_same_fetch_is_dropped(
 
 
 def test_a_produce_failure_propagates_and_dead_letters_nothing(runner: AgentRunner) -> None:
-    producer: FakeProducer = runner.producer  # type: ignore[assignment]
+    producer: FakeProducer = runner.producer
     producer.failing_topic = runner.settings.topic("orders.events")
     with pytest.raises(KafkaException):
         runner._handle(command_message(runner, 0, 3))
@@ -154,8 +154,8 @@ def test_a_produce_failure_propagates_and_dead_letters_nothing(runner: AgentRunn
 
 
 def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: AgentRunner) -> None:
-    consumer: FakeConsumer = runner.consumer  # type: ignore[assignment]
-    agent: FakeAgent = runner.agent  # type: ignore[assignment]
+    consumer: FakeConsumer = runner.consumer
+    agent: FakeAgent = runner.agent
     name = runner.settings.topic(INPUT)
     tps = [TopicPartition(name, 0), TopicPartition(name, 1)]
     runner._on_assign(runner.consumer, tps)
