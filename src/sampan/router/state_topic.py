@@ -7,9 +7,10 @@ Entries (the key says which; the value is a `RouterState` record holding UTF-8 J
 - `fix:<CompID>:<trading day>`: the OCG-C session's next inbound MsgSeqNum whose report is not
   yet reflected in committed records (the session logs on with it as 789).
 
-Guarantees: `load` reads the topic to its end with read_committed, so it sees exactly the
-state of the last committed transaction; it gives up with `TimeoutError` after
-`LOAD_TIMEOUT_S`. JSON holds integers and strings only (money stays integral).
+Guarantees: `load` reads the topic with read_committed to the end the broker reports (an
+end-of-partition event, not a pause), so it sees exactly the state of the last committed
+transaction; it gives up with `TimeoutError` after `LOAD_TIMEOUT_S` (the router then exits
+non-zero rather than start on a partial state). JSON holds integers and strings only (money stays integral).
 
 Limits: one router instance per CompID owns it. The topic is in the catalog (`topics.py`);
 `ensure_topic` also creates it, for a router started before `sampan topics apply`.
@@ -19,22 +20,19 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import asdict, fields
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sampan.config import Settings
 from sampan.router.orders import Order, Phase, Route, Status
 from sampan.router.risk import Side
 from sampan.schemas import registry
+from sampan.streams.reader import read_to_end
 
 STATE_TOPIC = "router.state"
 LOAD_TIMEOUT_S = 120.0
-READ_BATCH_MAX = 1_000
-IDLE_END_S = 2.0
 _SCHEMA = "RouterState"
 _ENUMS = {"status": Status, "side": Side, "route": Route, "phase": Phase}
 
@@ -100,42 +98,15 @@ def ensure_topic(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 def load(settings: Settings, comp_id: str, day: str) -> tuple[list[Order], int]:
-    """Open orders and the session's next inbound MsgSeqNum (1 on a new trading day)."""
-    name = settings.topic(STATE_TOPIC)
-    reader = Consumer(
-        settings.kafka(
-            **{
-                "group.id": f"sampan-router-state-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-            }
-        )
-    )
+    """Open orders and the session's next inbound MsgSeqNum (1 on a new trading day).
+
+    Reads to the end the broker reports (`read_to_end`), never to a silence: a broker that
+    pauses makes this raise `TimeoutError` rather than return a partial state."""
     entries: dict[str, dict[str, Any] | None] = {}
-    try:
-        tp = TopicPartition(name, 0, 0)
-        end = reader.get_watermark_offsets(tp, timeout=30)[1]
-        reader.assign([tp])
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        position, idle_since = 0, time.monotonic()
-        while position < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {name} to offset {end} took over {LOAD_TIMEOUT_S} s")
-            messages = reader.consume(READ_BATCH_MAX, 0.5)
-            if messages:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_END_S:
-                break  # only transaction markers remain below the end offset
-            for message in messages:
-                if message.error() is not None:
-                    continue
-                position = message.offset() + 1
-                key = (message.key() or b"").decode()
-                value = message.value()
-                entries[key] = None if value is None else decode(value)[1]
-    finally:
-        reader.close()
+    for message in read_to_end(settings, STATE_TOPIC, LOAD_TIMEOUT_S):
+        key = (message.key() or b"").decode()
+        value = message.value()
+        entries[key] = None if value is None else decode(value)[1]
     orders = [
         order_from(data)
         for key, data in entries.items()

@@ -4,9 +4,9 @@ reference.accounts, reference.instruments and ledger.balances are compacted and 
 beginning; md.trades only from its last `TRADES_TAIL` records per partition (the last price is
 all risk needs). No consumer group, no commits: the whole table is read again on every start.
 
-Guarantees: `catch_up` returns once every partition has been read to the end offset it had
-when catching up began (or has been idle `IDLE_END_S`), within `CATCH_UP_TIMEOUT_S`, else
-raises `TimeoutError`; `poll` never blocks; undecodable records are logged and skipped (their
+Guarantees: `catch_up` returns once every partition has reported its end (`read_to_end`:
+an end-of-partition event, never a pause), within `CATCH_UP_TIMEOUT_S`, else raises
+`TimeoutError` (the router exits non-zero rather than decide on partial tables); `poll` never blocks; undecodable records are logged and skipped (their
 writers dead-letter nothing here: a table is not an input the router answers).
 """
 
@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sampan.config import Settings
 from sampan.router.tables import Tables
 from sampan.schemas import SchemaError, registry
+from sampan.streams.reader import read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ TABLES = {
 }
 TRADES_TAIL = 1_000
 CATCH_UP_TIMEOUT_S = 120.0
-IDLE_END_S = 2.0
 POLL_MAX = 1_000
 
 
@@ -50,37 +50,35 @@ class TableReader:
                 }
             )
         )
-        self._ends: dict[tuple[str, int], int] = {}
-
-    def _assign(self) -> None:
-        tps = []
-        for name in self._unprefix:
-            metadata = self.consumer.list_topics(name, timeout=30)
-            for p in metadata.topics[name].partitions:
-                low, high = self.consumer.get_watermark_offsets(TopicPartition(name, p), timeout=30)
-                start = max(low, high - TRADES_TAIL) if name.endswith("md.trades") else low
-                tps.append(TopicPartition(name, p, start))
-                self._ends[(name, p)] = high
-        self.consumer.assign(tps)
 
     def catch_up(self, tables: Tables) -> None:
-        self._assign()
+        """Read every table to the end the broker reports, then follow it with `poll`."""
         deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-        idle_since = time.monotonic()
-        pending = {k for k, end in self._ends.items() if end > 0}
-        while pending:
-            if time.monotonic() > deadline:
+        follow: list[TopicPartition] = []
+        for topic in TABLES:
+            name = self.settings.topic(topic)
+            starts = self._starts(topic, name)
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
                 raise TimeoutError(f"reading the router's tables took over {CATCH_UP_TIMEOUT_S} s")
-            messages = self.consumer.consume(POLL_MAX, 0.2)
-            if messages:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_END_S:
-                break  # only transaction markers remain below the end offsets
-            for message in messages:
+            nexts = dict(starts)
+            for message in read_to_end(self.settings, topic, remaining_s, starts=starts):
                 self._apply(tables, message)
-                key = (message.topic(), message.partition())
-                if message.error() is None and message.offset() + 1 >= self._ends.get(key, 0):
-                    pending.discard(key)
+                nexts[message.partition()] = message.offset() + 1
+            # Only transaction markers (never delivered) can lie between the last record read
+            # and the end, so following on from the next offset skips nothing.
+            follow.extend(TopicPartition(name, p, offset) for p, offset in nexts.items())
+        self.consumer.assign(follow)
+
+    def _starts(self, topic: str, name: str) -> dict[int, int]:
+        metadata = self.consumer.list_topics(name, timeout=30)
+        if name not in metadata.topics or metadata.topics[name].error is not None:
+            raise TimeoutError(f"table {name} does not exist or has no leader")
+        starts = {}
+        for p in metadata.topics[name].partitions:
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(name, p), timeout=30)
+            starts[p] = max(low, high - TRADES_TAIL) if topic == "md.trades" else low
+        return starts
 
     def poll(self, tables: Tables) -> int:
         messages = self.consumer.consume(POLL_MAX, 0)
