@@ -7,23 +7,25 @@ offsets. Every `snapshot_commands` commands or `snapshot_interval_s` seconds, an
 stop, the partition's whole state goes to `matcher.snapshots` in the same transaction, with the
 offset it reflects. On assignment a partition loads its latest snapshot and replays the input
 from the snapshot's offset up to the committed offset without emitting, then goes live; so
-partitions can move between instances, and a SIGKILL loses nothing.
+partitions can move between instances, and a SIGKILL loses nothing. A partition without a
+committed offset (never committed, or expired) but with a snapshot starts consuming at the
+snapshot's offset, so nothing the snapshot holds is applied twice.
 
-Limits: the replay reads up to `REPLAY_TIMEOUT_S` (an instance that cannot catch up in time
-fails loudly rather than go live on a stale book); instruments come from `sampan.reference`
-when a partition has no snapshot yet.
+Limits: both reads go to the end the broker reports (`sampan.streams.reader`), never to a
+silence, within `REPLAY_TIMEOUT_S`; an instance that cannot read them in time fails loudly (the
+error ends the process) rather than go live on a stale book. Instruments come from
+`sampan.reference` when a partition has no snapshot yet.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from sampan.config import Settings
 from sampan.matcher.mapping import PartitionBook, Record
@@ -31,16 +33,13 @@ from sampan.matcher.rules import SPREAD_TABLES, Instrument
 from sampan.reference import SPREAD_TABLE_CODES, listings
 from sampan.schemas import SchemaError, registry
 from sampan.streams import InRecord, Output
+from sampan.streams.reader import read_to_end
 
 log = logging.getLogger(__name__)
 
 INPUT = "orders.internal"
 SNAPSHOTS = "matcher.snapshots"
 REPLAY_TIMEOUT_S = 300.0
-READ_BATCH_MAX = 1000
-# Transaction markers occupy offsets but are never delivered, so a reader may sit just below
-# its target offset forever; input that stays silent this long has been read entirely.
-IDLE_END_S = 2.0
 
 
 def default_instruments() -> list[Instrument]:
@@ -145,18 +144,30 @@ class MatcherAgent:
 
     # ---------------------------------------------------------------- state recovery (I/O)
 
-    def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Any) -> None:
+    def assigned(
+        self, partitions: Sequence[tuple[str, int]], consumer: Any
+    ) -> dict[tuple[str, int], int]:
+        """Rebuild each assigned partition; the start offsets of those without a committed
+        offset whose snapshot is beyond 0 (the runtime must not start them at the beginning)."""
         self._consumer = consumer
         numbers = [p for topic, p in partitions if topic == INPUT]
         committed = consumer.committed(
             [TopicPartition(self.settings.topic(INPUT), p) for p in numbers], timeout=30
         )
         snapshots = load_snapshots(self.settings, set(numbers))
+        starts: dict[tuple[str, int], int] = {}
         for tp in committed:
-            target = tp.offset if tp.offset >= 0 else 0
+            snapshot = snapshots.get(tp.partition)
+            if tp.offset >= 0:
+                target = tp.offset
+            elif snapshot is not None:
+                target = starts[(INPUT, tp.partition)] = snapshot[0]
+            else:
+                target = 0
             self.live[tp.partition] = recover_partition(
-                self.settings, tp.partition, snapshots.get(tp.partition), target
+                self.settings, tp.partition, snapshot, target
             )
+        return starts
 
     def revoked(self, partitions: Sequence[tuple[str, int]]) -> None:
         for topic, partition in partitions:
@@ -172,54 +183,13 @@ class MatcherAgent:
             self.assigned(partitions, self._consumer)
 
 
-def _reader(settings: Settings) -> Consumer:
-    return Consumer(
-        settings.kafka(
-            **{
-                "group.id": f"sampan-matcher-recovery-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "fetch.max.bytes": 128 * 1024 * 1024,
-                "max.partition.fetch.bytes": 128 * 1024 * 1024,
-            }
-        )
-    )
-
-
 def load_snapshots(settings: Settings, partitions: set[int]) -> dict[int, tuple[int, bytes]]:
     """The latest snapshot of each wanted partition: partition → (next_offset, state)."""
-    topic = settings.topic(SNAPSHOTS)
-    reader = _reader(settings)
     found: dict[int, tuple[int, bytes]] = {}
-    try:
-        metadata = reader.list_topics(topic, timeout=30)
-        tps = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-        ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
-        reader.assign(tps)
-        deadline = time.monotonic() + REPLAY_TIMEOUT_S
-        positions = {tp.partition: 0 for tp in tps}
-        idle_since = time.monotonic()
-        while any(positions[p] < ends[p] for p in positions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took over {REPLAY_TIMEOUT_S} s")
-            messages = reader.consume(READ_BATCH_MAX, 0.5)
-            if messages:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_END_S:
-                break
-            for message in messages:
-                if message.error() is not None:
-                    continue
-                positions[message.partition()] = message.offset() + 1
-                value = registry().decode("MatcherSnapshot", message.value())
-                if value["partition"] in partitions:
-                    found[value["partition"]] = (value["next_offset"], value["state"])
-            for tp in reader.position(tps):
-                if tp.offset >= 0:
-                    positions[tp.partition] = max(positions[tp.partition], tp.offset)
-    finally:
-        reader.close()
+    for message in read_to_end(settings, SNAPSHOTS, REPLAY_TIMEOUT_S):
+        value = registry().decode("MatcherSnapshot", message.value())
+        if value["partition"] in partitions:
+            found[value["partition"]] = (value["next_offset"], value["state"])
     return found
 
 
@@ -232,7 +202,7 @@ def recover_partition(
         book = PartitionBook.restore(state)
     else:
         start, book = 0, PartitionBook(partition, default_instruments())
-    assert start <= committed or committed == 0, f"snapshot at {start} beyond committed {committed}"
+    assert start <= committed, f"snapshot at {start} beyond committed {committed}"
     replayed = replay(settings, partition, book, start, committed)
     log.info(
         "matcher: partition %d from snapshot at %d, replayed %d commands to %d",
@@ -249,39 +219,17 @@ def replay(settings: Settings, partition: int, book: PartitionBook, start: int, 
     """Apply the commands of [start, end) to `book`, discarding the outputs."""
     if start >= end:
         return 0
-    topic = settings.topic(INPUT)
-    reader = _reader(settings)
     applied = 0
-    try:
-        reader.assign([TopicPartition(topic, partition, start)])
-        deadline = time.monotonic() + REPLAY_TIMEOUT_S
-        position = start
-        idle_since = time.monotonic()
-        while position < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"replaying {topic}[{partition}] {start}..{end} took over {REPLAY_TIMEOUT_S} s"
-                )
-            messages = reader.consume(READ_BATCH_MAX, 0.5)
-            if messages:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_END_S:
-                break
-            for message in messages:
-                if message.error() is not None or message.offset() >= end:
-                    continue
-                try:
-                    command = registry().decode("OrderCommand", message.value())
-                except SchemaError:
-                    log.debug(
-                        "replay: skip undecodable record at %d (dead-lettered live)",
-                        message.offset(),
-                    )
-                    continue
-                book.apply(message.offset(), command)
-                applied += 1
-            for tp in reader.position([TopicPartition(topic, partition)]):
-                position = max(position, tp.offset)
-    finally:
-        reader.close()
+    for message in read_to_end(
+        settings, INPUT, REPLAY_TIMEOUT_S, starts={partition: start}, stop_before={partition: end}
+    ):
+        try:
+            command = registry().decode("OrderCommand", message.value())
+        except SchemaError:
+            log.debug(
+                "replay: skip undecodable record at %d (dead-lettered live)", message.offset()
+            )
+            continue
+        book.apply(message.offset(), command)
+        applied += 1
     return applied

@@ -10,21 +10,16 @@ has caught up: input it has not processed yet shows as missing output.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
-
-from confluent_kafka import Consumer, TopicPartition
 
 from sampan.config import Settings
 from sampan.matcher.agent import INPUT, default_instruments
 from sampan.matcher.mapping import PartitionBook
 from sampan.schemas import SchemaError, registry
+from sampan.streams.reader import read_to_end
 
-READ_BATCH_MAX = 2000
-IDLE_END_S = 2.0
 READ_TIMEOUT_S = 600.0
 PROGRESS_EVERY = 100_000
 
@@ -48,44 +43,13 @@ class VerifyResult:
 def read_topic(
     settings: Settings, topic: str, progress: bool
 ) -> list[tuple[int, int, bytes | None, bytes]]:
-    """Every committed record of `topic` up to its current end: (partition, offset, key, value)."""
-    name = settings.topic(topic)
-    reader = Consumer(
-        settings.kafka(
-            **{
-                "group.id": f"sampan-verify-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-            }
-        )
-    )
+    """Every committed record of `topic` up to its end (as the broker reports it, never a
+    silence; TimeoutError after READ_TIMEOUT_S): (partition, offset, key, value)."""
     out: list[tuple[int, int, bytes | None, bytes]] = []
-    try:
-        metadata = reader.list_topics(name, timeout=30)
-        tps = [TopicPartition(name, p, 0) for p in sorted(metadata.topics[name].partitions)]
-        ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
-        reader.assign(tps)
-        done = {p: ends[p] == 0 for p in ends}
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        idle_since = time.monotonic()
-        while not all(done.values()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {name} took over {READ_TIMEOUT_S} s")
-            messages = reader.consume(READ_BATCH_MAX, 0.5)
-            if not messages and time.monotonic() - idle_since > IDLE_END_S:
-                break  # the rest up to the watermarks are transaction markers
-            for message in messages:
-                idle_since = time.monotonic()
-                if message.error() is not None:
-                    continue
-                out.append((message.partition(), message.offset(), message.key(), message.value()))
-                if message.offset() + 1 >= ends[message.partition()]:
-                    done[message.partition()] = True
-                if progress and len(out) % PROGRESS_EVERY == 0:
-                    print(f"  read {len(out):,} records of {name}", flush=True)
-    finally:
-        reader.close()
+    for message in read_to_end(settings, topic, READ_TIMEOUT_S):
+        out.append((message.partition(), message.offset(), message.key(), message.value()))
+        if progress and len(out) % PROGRESS_EVERY == 0:
+            print(f"  read {len(out):,} records of {settings.topic(topic)}", flush=True)
     return out
 
 
