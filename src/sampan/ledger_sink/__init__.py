@@ -8,5 +8,6 @@ is the consumer loop around it; `limits` follows `reference.accounts` into the a
 (in the sink's process); `cash` (pure) and `movements` post deposits and withdrawals;
 `audit` verifies and rebuilds the ledger; `bench` measures it.
 The journal is stored compactly (a transfer is (fill_id, leg) plus accounts, asset, amount);
-the `journal` view shows it with readable ids, `venue:exec_id:leg_name`.
+the `journal` view shows it with readable ids, `<fill ref>:leg_name`, where a fill's ref is
+`INTERNAL:<exec_id>` or `HKEX:<YYYY-MM-DD>:<exec_id>` (rules.py).
 """

@@ -118,8 +118,8 @@ def connect_waiting(
             attempt += 1
 
 
-def migrate(settings: Settings, schema: str) -> str:
-    """Create or upgrade `schema` to the newest revision; returns the revision."""
+def migrate(settings: Settings, schema: str, revision: str = "head") -> str:
+    """Create or upgrade `schema` to `revision` (default the newest); returns the revision."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -135,12 +135,12 @@ def migrate(settings: Settings, schema: str) -> str:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             config.attributes["schema"] = schema
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
             context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
-            revision = context.get_current_revision()
+            current = context.get_current_revision()
     finally:
         engine.dispose()
-    return revision or "none"
+    return current or "none"
 
 
 def drop_schema(settings: Settings, schema: str) -> None:

@@ -16,10 +16,15 @@ Rounding rules (each tested against hand-computed examples):
 Transfer semantics: a transfer moves `amount` of `asset` from `debit_account` to
 `credit_account`; an account's balance is its credits less its debits. A transfer is a small
 tuple named by its `leg`, a code unique within its fill (`LEGS` names every code): the journal
-identifies a transfer by (fill, leg), and `transfer_id` spells it `venue:exec_id:leg_name`. The buyer pays the
-consideration to the seller, the seller delivers the shares to the buyer, and each member side
+identifies a transfer by (fill, leg), and `transfer_id` spells it `<fill ref>:leg_name`. The buyer
+pays the consideration to the seller, the seller delivers the shares to the buyer, and each member side
 pays each charge to that charge's own account. The exchange side of an HKEX fill (member
 `HKEX`, the clearing account) pays no charges here: HKEX settles its own.
+
+Fill identity (`Fill.ref`, UNIQUE in the ledger forever): `INTERNAL:<exec_id>` for the internal
+venue, whose exec ids never repeat; `HKEX:<YYYY-MM-DD>:<exec_id>` for HKEX, whose ExecIDs are
+unique only within a trading day (they restart daily, see hkex_sim/ocg_ids.py), so the Hong Kong
+calendar day of the fill's `ts_ns` (the venue's TransactTime) qualifies them.
 
 Limits: one currency (HKD). Charges apply per member side on both venues alike.
 """
@@ -30,6 +35,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import NamedTuple
 
 CASH_ASSET = "HKD"
@@ -40,6 +46,12 @@ E3_PER_DOLLAR = 1_000
 # The venue's own accounts: charges (`FEE.*`) and the bank account of cash movements
 # (`BANK.*`); none of them may trade or be funded.
 VENUE_ACCOUNT_PREFIXES = ("FEE.", "BANK.")
+# Venues whose exec ids repeat from one trading day to the next: their fill identity carries
+# the Hong Kong trading day.
+DAILY_EXEC_ID_VENUES = frozenset({"HKEX"})
+_NS_PER_DAY = 86_400 * 10**9
+_HKT_OFFSET_NS = 8 * 3_600 * 10**9  # Hong Kong has no daylight saving time
+_EPOCH = date(1970, 1, 1)
 
 
 class InvalidFill(ValueError):
@@ -121,11 +133,25 @@ class Fill:
     sell_account: str
     sell_member: str
     ts_ns: int
+    # The fill's identity (see the module docstring); every transfer id starts with it. Built
+    # once here: the sink reads it several times per fill.
+    ref: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def ref(self) -> str:
-        """The fill's identity, `venue:exec_id`; every transfer id starts with it."""
-        return f"{self.venue}:{self.exec_id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", fill_ref(self.venue, self.exec_id, self.ts_ns))
+
+
+def hong_kong_day(ts_ns: int) -> str:
+    """The Hong Kong calendar day (YYYY-MM-DD) of `ts_ns`, in integer arithmetic."""
+    return (_EPOCH + timedelta(days=(ts_ns + _HKT_OFFSET_NS) // _NS_PER_DAY)).isoformat()
+
+
+def fill_ref(venue: str, exec_id: str, ts_ns: int) -> str:
+    """A fill's identity: `venue:exec_id`, or `venue:YYYY-MM-DD:exec_id` for a venue whose exec
+    ids restart every trading day (HKEX)."""
+    if venue in DAILY_EXEC_ID_VENUES:
+        return f"{venue}:{hong_kong_day(ts_ns)}:{exec_id}"
+    return f"{venue}:{exec_id}"
 
 
 # Leg codes, stored in the journal as a SMALLINT (and named in its `legs` table): the two
@@ -182,7 +208,7 @@ class Transfer(NamedTuple):
 
 
 def transfer_id(fill_ref: str, transfer: Transfer) -> str:
-    """A transfer's readable identity, `venue:exec_id:leg_name` (the journal view's `id`)."""
+    """A transfer's readable identity, `<fill ref>:leg_name` (the journal view's `id`)."""
     return f"{fill_ref}:{transfer.leg_name}"
 
 

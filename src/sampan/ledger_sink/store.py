@@ -3,7 +3,7 @@
 Guarantees, given a batch of decoded records from one consumer poll:
 - every new fill's transfers, its `fills` row, the balance and position updates, the last
   prices and the next offset of every partition in the batch commit together, or nothing does;
-- a fill whose (venue, exec id) is already posted with the same digest (a replay) posts
+- a fill whose identity (`Fill.ref`: venue, exec id and, for HKEX, trading day) is already posted with the same digest (a replay) posts
   nothing; one with a different digest is rejected, as is an undecodable or invalid record;
   rejected records go to `on_rejected` (the dead-letter producer) BEFORE the commit, so a
   crash can duplicate a dead letter but never lose one;
@@ -168,7 +168,7 @@ def _conflict(item: Item, where: str) -> Rejected:
         item.offset,
         item.key,
         item.value,
-        f"fill {item.fill.ref} differs from the fill with the same venue and exec id {where}",
+        f"fill {item.fill.ref} differs from the fill with the same identity {where}",
     )
 
 

@@ -12,6 +12,7 @@ from conftest import SinkProcess, wait_for
 
 from sampan.config import Settings
 from sampan.ledger_sink.bench import end_offsets, synthetic_fills
+from sampan.ledger_sink.records import fill_from_record
 from sampan.schemas import registry
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,8 @@ def test_conflicting_and_undecodable_fills_are_dead_lettered(
         wait_for(caught_up, "the sink to reach the end of fills")
         fills = conn.execute("SELECT fill_ref, qty FROM fills").fetchall()
     assert sink.terminate() == 0
-    assert fills == [(f"{original['venue']}:{original['exec_id']}", original["qty"])]
+    ref = fill_from_record(original).ref  # HKEX:<day>:<exec id>
+    assert fills == [(ref, original["qty"])]
 
     consumer = Consumer(
         env_settings.kafka(
@@ -72,6 +74,6 @@ def test_conflicting_and_undecodable_fills_are_dead_lettered(
             break
     consumer.close()
     assert [(d["source_topic"], d["source_offset"]) for d in letters] == [(topic, 2), (topic, 3)]
-    assert "differs from the fill with the same venue and exec id" in letters[0]["error"]
+    assert "differs from the fill with the same identity" in letters[0]["error"]
     assert letters[0]["value"] == registry().encode("Fill", changed)
     assert letters[1]["value"] == b"not avro at all" and letters[1]["agent"] == "ledger_sink"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import psycopg
 import pytest
 
 from sampan.config import Settings
@@ -54,3 +55,82 @@ def test_post_replay_and_conflict(env_settings: Settings, schema: str) -> None:
         offsets = conn.execute("SELECT next_offset FROM consumer_offsets").fetchall()
         assert offsets == [(101,)]
     assert verify(env_settings, schema, lambda _: None) == []
+
+
+HK_MIDNIGHT_NS = 1_750_003_200 * 10**9  # 2025-06-16 00:00 in Hong Kong
+
+
+def _hkex_fill(exec_id: str, ts_ns: int) -> dict[str, object]:
+    record = next(synthetic_fills(1, seed=5))
+    return record | {
+        "venue": "HKEX",
+        "exec_id": exec_id,
+        "buy_account": "HKEX.CLEARING",
+        "buy_member": "HKEX",
+        "sell_account": "ACC0001",
+        "sell_member": "M01",
+        "ts_ns": ts_ns,
+    }
+
+
+def test_the_same_hkex_exec_id_on_two_trading_days_posts_twice(
+    env_settings: Settings, schema: str
+) -> None:
+    """HKEX restarts ExecIDs every day: day 2's first ExecID equals day 1's, and both post."""
+    day1 = _hkex_fill("10000000001", HK_MIDNIGHT_NS - 10**9)
+    day2 = _hkex_fill("10000000001", HK_MIDNIGHT_NS + 3_600 * 10**9)
+    rejected: list[Rejected] = []
+    known: set[str] = set()
+    with db.connect(env_settings, schema) as conn:
+        first = post_batch(conn, SOURCE, _items([day1]), known, rejected.extend)
+        second = post_batch(conn, SOURCE, _items([day2], first_offset=1), known, rejected.extend)
+        assert (first.posted, second.posted, rejected) == (1, 1, [])
+        again = post_batch(conn, SOURCE, _items([day1, day2], 2), known, rejected.extend)
+        assert (again.posted, again.replayed, rejected) == (0, 2, [])
+        refs = conn.execute("SELECT fill_ref FROM fills ORDER BY 1").fetchall()
+        assert refs == [("HKEX:2025-06-15:10000000001",), ("HKEX:2025-06-16:10000000001",)]
+        ids = conn.execute("SELECT id FROM journal WHERE leg = 2 ORDER BY 1").fetchall()
+        assert ids == [(f"{ref}:shares",) for (ref,) in refs]
+    assert verify(env_settings, schema, lambda _: None) == []
+
+
+def test_the_migration_adds_the_day_to_hkex_refs_posted_before(
+    env_settings: Settings, schema: str
+) -> None:
+    """A ledger posted under `HKEX:<exec_id>` is rewritten to the new identity, so replaying
+    its old fills is still a replay; INTERNAL refs stay."""
+    old = f"{schema}_old"
+    db.drop_schema(env_settings, old)
+    db.migrate(env_settings, old, "0002")
+    try:
+        hkex = _hkex_fill("10000000007", HK_MIDNIGHT_NS + 10**9)
+        internal = next(synthetic_fills(1, seed=6, hkex_every=0))
+        with db.connect(env_settings, old) as conn:
+            for fill_id, (record, ref) in enumerate(
+                ((hkex, "HKEX:10000000007"), (internal, f"INTERNAL:{internal['exec_id']}")), 1
+            ):
+                item = _items([record])[0]
+                conn.execute(
+                    "INSERT INTO fills (fill_id, fill_ref, digest, security, price_e3, qty, "
+                    "ts_event_ns, source_partition, source_offset) "
+                    "VALUES (%s, %s, %s, 1, 1, 1, %s, 0, 0)",
+                    (fill_id, ref, item.digest, record["ts_ns"]),
+                )
+            conn.execute(
+                "INSERT INTO last_prices VALUES (1, 1, %s, 'HKEX:10000000007')", (hkex["ts_ns"],)
+            )
+            conn.commit()
+        assert db.migrate(env_settings, old) == "0003"
+        with db.connect(env_settings, old) as conn:
+            refs = conn.execute("SELECT fill_ref FROM fills ORDER BY fill_id").fetchall()
+            assert refs == [
+                ("HKEX:2025-06-16:10000000007",),
+                (f"INTERNAL:{internal['exec_id']}",),
+            ]
+            assert conn.execute("SELECT fill_ref FROM last_prices").fetchall() == [refs[0]]
+            replay = post_batch(conn, SOURCE, _items([hkex, internal]), set(), lambda r: None)
+            assert (replay.posted, replay.replayed) == (0, 2)
+            with pytest.raises(psycopg.errors.RestrictViolation, match="immutable"):
+                conn.execute("UPDATE fills SET qty = 2")  # still immutable
+    finally:
+        db.drop_schema(env_settings, old)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from fractions import Fraction
 
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from sampan.ledger_sink.rules import (
     consideration_cents,
     default_schedule,
     deltas,
+    hong_kong_day,
     post_fill,
     round_half_even,
     round_half_up,
@@ -209,3 +211,24 @@ def test_the_migration_names_every_leg_as_the_rules_do() -> None:
 def test_a_fill_posts_at_most_one_transfer_per_leg(f: Fill) -> None:
     legs = [t.leg for t in post_fill(f, SCHEDULE)]
     assert len(legs) == len(set(legs)) and set(legs) <= set(LEGS)
+
+
+# -- fill identity -----------------------------------------------------------------------
+
+HK_MIDNIGHT_NS = 1_750_003_200 * 10**9  # 2025-06-16 00:00 in Hong Kong (15 June 16:00 UTC)
+
+
+def test_an_hkex_fill_is_identified_by_its_hong_kong_trading_day() -> None:
+    """HKEX ExecIDs restart every trading day: the same ExecID on two days is two fills."""
+    hkex = fill(venue="HKEX", buy_account="HKEX.CLEARING", buy_member="HKEX")
+    day1 = replace(hkex, ts_ns=HK_MIDNIGHT_NS - 1)
+    day2 = replace(hkex, ts_ns=HK_MIDNIGHT_NS)
+    assert day1.ref == "HKEX:2025-06-15:E1"
+    assert day2.ref == "HKEX:2025-06-16:E1"
+    assert transfer_id(day2.ref, post_fill(day2, SCHEDULE)[0]) == "HKEX:2025-06-16:E1:cash"
+    assert hong_kong_day(0) == "1970-01-01" and hong_kong_day(16 * 3_600 * 10**9) == "1970-01-02"
+
+
+def test_an_internal_fill_keeps_venue_and_exec_id() -> None:
+    assert fill().ref == "INTERNAL:E1"
+    assert replace(fill(), ts_ns=HK_MIDNIGHT_NS).ref == "INTERNAL:E1"
