@@ -23,7 +23,8 @@ batch is four exchanges with the server: one pipelined read (stored digests, fil
 positions locked), the two binary COPYs, one pipelined write of everything else ending in the
 commit. The journal has no per-row unique index (see the migration): that, the compact
 (fill_id, leg) key and binary COPY took the journal from ~50 to ~10 ms per 1,000 fills.
-Limits: a replayed batch still locks the positions its fills name; the positions of a batch
+Limits: a replayed batch still locks the positions its fills name (and creates them flat if
+they are missing); the positions of a batch
 are read and written whole, so a batch's size bounds the rows it locks.
 """
 
@@ -106,9 +107,10 @@ def _position_keys(items: Sequence[Item]) -> list[tuple[str, int]]:
 
 
 def _read(conn: Conn, items: Sequence[Item]) -> _Reads:
-    """Three queries pipelined into one round trip: the stored digests of the batch's fills,
-    fill ids for them (a replayed fill wastes its id; ids need only be unique), and the
-    positions its fills touch, locked in key order (a replay locks a few rows for nothing)."""
+    """Four statements pipelined into one round trip: the stored digests of the batch's fills,
+    fill ids for them (a replayed fill wastes its id; ids need only be unique), flat rows for
+    positions not yet in the ledger, and the positions its fills touch, locked in key order (a
+    replay locks a few rows for nothing)."""
     refs = list({item.fill.ref for item in items if item.fill is not None})
     keys = _position_keys(items)
     with conn.pipeline():
@@ -116,6 +118,18 @@ def _read(conn: Conn, items: Sequence[Item]) -> _Reads:
             "SELECT fill_ref, digest FROM fills WHERE fill_ref = ANY(%s)", (refs,)
         )
         ids = conn.execute("SELECT nextval('fill_ids') FROM generate_series(1, %s)", (len(refs),))
+        # A missing row cannot be locked, and `_update_positions` writes absolute quantities:
+        # without this, two sinks opening the same position would each write their own trades
+        # only, and the later commit would erase the earlier's. Flat rows are inserted first
+        # (a concurrent insert of the same key waits for the other transaction), so every key
+        # has a row to lock below. Key order, as for the locks, so two sinks cannot deadlock.
+        conn.execute(
+            "INSERT INTO positions (account, security, qty, cost_e3, realised_pnl_e3) "
+            "SELECT k.account, k.security, 0, 0, 0 "
+            "FROM unnest(%s::text[], %s::int[]) AS k(account, security) "
+            "ORDER BY k.account, k.security ON CONFLICT DO NOTHING",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
         positions = conn.execute(
             "SELECT p.account, p.security, p.qty, p.cost_e3, p.realised_pnl_e3 FROM positions p "
             "JOIN unnest(%s::text[], %s::int[]) AS k(account, security) "

@@ -3,6 +3,7 @@ nothing, a changed fill is rejected, and verify finds the ledger sound after eac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import psycopg
@@ -134,3 +135,40 @@ def test_the_migration_adds_the_day_to_hkex_refs_posted_before(
                 conn.execute("UPDATE fills SET qty = 2")  # still immutable
     finally:
         db.drop_schema(env_settings, old)
+
+
+def test_two_sinks_opening_one_position_both_count(env_settings: Settings, schema: str) -> None:
+    """Sink A has read (and not found) ACC0001's position when sink B posts a trade on it;
+    A's commit must not erase B's quantity. B runs while A is between its read and its writes
+    (A's dead letter callback); with the position row locked, B waits for A instead."""
+    buy_a = _hkex_fill("1", HK_MIDNIGHT_NS) | {
+        "buy_account": "ACC0001",
+        "buy_member": "M01",
+        "sell_account": "HKEX.CLEARING",
+        "sell_member": "HKEX",
+        "qty": 100,
+    }
+    buy_b = buy_a | {"exec_id": "2", "qty": 300}
+    undecodable = make_item(0, 0, b"k", b"\x00garbage", default_schedule())
+    results: list[int] = []
+
+    def sink_b() -> None:
+        with db.connect(env_settings, schema) as conn_b:
+            result = post_batch(conn_b, SOURCE, _items([buy_b], 10), set(), lambda r: None)
+            results.append(result.posted)
+
+    thread = threading.Thread(target=sink_b)
+
+    def between_read_and_write(_rejected: Sequence[Rejected]) -> None:
+        thread.start()
+        thread.join(2.0)  # without the fix B finishes here; with it, B waits for A's commit
+
+    with db.connect(env_settings, schema) as conn:
+        items = [undecodable, *_items([buy_a], 1)]
+        assert post_batch(conn, SOURCE, items, set(), between_read_and_write).posted == 1
+    thread.join(30.0)
+    assert results == [1]
+    with db.connect(env_settings, schema) as conn:
+        qty = conn.execute("SELECT qty FROM positions WHERE account = 'ACC0001'").fetchall()
+    assert qty == [(400,)]
+    assert verify(env_settings, schema, lambda _: None) == []
