@@ -6,6 +6,10 @@ Inputs, each applied exactly once by the service (in a Kafka transaction):
 - `fix_message(seq, msg)`: an inbound business message of the OCG-C session, in order.
 Outputs accumulate in `out` (records), `fix_out` (business messages to send) and `dirty`
 (order keys whose state must be persisted); the service takes them after each step.
+Each input is all or nothing: one that raises leaves no output and no order change behind
+(`_atomic`). `request` and `internal_report` then re-raise (the service dead-letters the
+record); `fix_message` keeps the message and its error in `failed_fix` for the service to
+dead-letter, and goes on, so one odd HKEX message cannot stop the router for good.
 
 Guarantees: every NEW request gets an answer on orders.events or a venue (a reject is a
 REJECTED report with a `RejectReason`, never silence); the ids sent are deterministic
@@ -13,20 +17,26 @@ REJECTED report with a `RejectReason`, never silence); the ids sent are determin
 execution already applied to an order (same ExecID) is ignored; an execution whose order the
 core does not know yet (its request not re-processed after a restart) is parked, bounded by
 `ORPHANS_MAX`, and applied when the order appears; `min_orphan_seq` tells the service not to
-commit the session's inbound number past it.
+commit the session's inbound number past it (more than `ORPHANS_MAX` raises `OrphansFull`,
+which stops the router: a restart re-processes the requests the orphans wait for).
 
 Limits: AMEND is supported on the internal route only (HKEX and SMART amends are rejected as
-UNSUPPORTED); the hold of an amended order follows the matcher's REPLACED report.
+UNSUPPORTED); the hold of an amended order follows the matcher's REPLACED report. A rolled
+back input keeps the fills it already told `Tables.seen_fill` about (they overstate holds until
+the ledger's next snapshot, never understate them). A dead-lettered HKEX execution is missing
+from orders.events and fills until an operator replays it; reconciliation with the drop copy
+flags it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sampan.fix.codec import FieldError, FixMessage
+from sampan.fix.codec import FixMessage
 from sampan.fix.messages import (
     BusinessMessageReject,
     ExecType,
@@ -61,6 +71,10 @@ class CoreConfig:
     risk: risk.RiskConfig = field(default_factory=risk.RiskConfig)
 
 
+class OrphansFull(RuntimeError):
+    """More HKEX messages wait for their orders than `ORPHANS_MAX`."""
+
+
 class RouterCore:
     def __init__(self, config: CoreConfig, tables: Tables) -> None:
         self.config = config
@@ -77,6 +91,8 @@ class RouterCore:
         self.out: list[Out] = []
         self.fix_out: list[FixMessage] = []
         self.dirty: set[str] = set()
+        self.failed_fix: list[tuple[int, FixMessage, str]] = []  # (seq, message, error)
+        self._journals: list[dict[str, Order | None]] = []  # per open `_atomic`: key → before
 
     # ---------------------------------------------------------------- state
 
@@ -92,6 +108,46 @@ class RouterCore:
         self.out, self.fix_out, self.dirty = [], [], set()
         return out, fix, [(key, self.orders.get(key)) for key in dirty]
 
+    def take_failed_fix(self) -> list[tuple[int, FixMessage, str]]:
+        failed, self.failed_fix = self.failed_fix, []
+        return failed
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """All or nothing: if the block raises, drop its outputs and restore the orders (and
+        parked messages) it changed, then re-raise. Nests (an adopted message inside a request)."""
+        marks = len(self.out), len(self.fix_out), len(self.failed_fix)
+        parked = {cl: list(msgs) for cl, msgs in self.orphans.items()} if self.orphans else {}
+        parked_count = self.orphan_count
+        journal: dict[str, Order | None] = {}
+        self._journals.append(journal)
+        try:
+            yield
+        except BaseException:
+            popped = self._journals.pop()
+            assert popped is journal
+            del self.out[marks[0] :], self.fix_out[marks[1] :], self.failed_fix[marks[2] :]
+            self.orphans, self.orphan_count = parked, parked_count
+            for key, before in journal.items():
+                self._restore(key, before)
+            raise
+        popped = self._journals.pop()
+        assert popped is journal
+        if self._journals:
+            for key, before in journal.items():
+                self._journals[-1].setdefault(key, before)
+
+    def _restore(self, key: str, before: Order | None) -> None:
+        current = self.orders.pop(key, None)
+        if current is not None:
+            self._account(current, -1)
+            self._unindex(current)
+        if before is not None:
+            self.orders[key] = before
+            self._account(before, +1)
+            self._index(before)
+        self.dirty.add(key)
+
     def min_orphan_seq(self) -> int | None:
         seqs = [seq for parked in self.orphans.values() for seq, _ in parked]
         return min(seqs) if seqs else None
@@ -105,6 +161,8 @@ class RouterCore:
 
     def _put(self, order: Order) -> None:
         old = self.orders.get(order.key)
+        if self._journals:
+            self._journals[-1].setdefault(order.key, old)
         if old is not None:
             self._account(old, -1)
             self._unindex(old)
@@ -146,17 +204,22 @@ class RouterCore:
     # ---------------------------------------------------------------- requests
 
     def request(self, partition: int, offset: int, command: dict[str, Any]) -> None:
+        """One request; if it raises, it changed nothing and is still taken as handled (the
+        service dead-letters it)."""
         origin = Origin(partition, offset)
-        kind = command["kind"]
-        if kind == "NEW":
-            self._new(origin, command)
-        elif kind == "CANCEL":
-            self._cancel_command(origin, command)
-        elif kind == "AMEND":
-            self._amend(origin, command)
-        else:
-            self._mass_cancel(origin, command)
-        self.processed[partition] = offset + 1
+        try:
+            with self._atomic():
+                kind = command["kind"]
+                if kind == "NEW":
+                    self._new(origin, command)
+                elif kind == "CANCEL":
+                    self._cancel_command(origin, command)
+                elif kind == "AMEND":
+                    self._amend(origin, command)
+                else:
+                    self._mass_cancel(origin, command)
+        finally:
+            self.processed[partition] = offset + 1
 
     def _reject(
         self, origin: Origin, c: dict[str, Any], reason: risk.RejectReason, text: str
@@ -307,7 +370,12 @@ class RouterCore:
     # ---------------------------------------------------------------- internal book reports
 
     def internal_report(self, r: dict[str, Any]) -> None:
-        """A matcher report from orders.events; anything else there is ignored."""
+        """A matcher report from orders.events; anything else there is ignored. If it raises,
+        it changed nothing."""
+        with self._atomic():
+            self._internal_report(r)
+
+    def _internal_report(self, r: dict[str, Any]) -> None:
         if r["venue"] != "INTERNAL" or not r["exec_id"].startswith("X"):
             return
         account = r["account"]
@@ -357,17 +425,24 @@ class RouterCore:
     # ---------------------------------------------------------------- HKEX
 
     def fix_message(self, seq: int, msg: FixMessage) -> None:
+        """One inbound business message. One the core cannot read or apply (an overfill, a
+        status its state machine forbids, a bug) changes nothing and goes to `failed_fix`: the
+        session moves past it rather than fail on it again after every restart."""
         try:
-            if msg.msg_type == ExecutionReport.MSG_TYPE:
-                self._execution(seq, msg, ExecutionReport.from_fix(msg))
-            elif msg.msg_type == OrderCancelReject.MSG_TYPE:
-                self._cancel_reject(seq, msg, OrderCancelReject.from_fix(msg))
-            elif msg.msg_type == BusinessMessageReject.MSG_TYPE:
-                self._business_reject(BusinessMessageReject.from_fix(msg))
-            else:
-                log.warning("router: ignoring HKEX MsgType %s (seq %d)", msg.msg_type, seq)
-        except FieldError as error:
-            log.error("router: unreadable HKEX message seq %d skipped: %s", seq, error)
+            with self._atomic():
+                if msg.msg_type == ExecutionReport.MSG_TYPE:
+                    self._execution(seq, msg, ExecutionReport.from_fix(msg))
+                elif msg.msg_type == OrderCancelReject.MSG_TYPE:
+                    self._cancel_reject(seq, msg, OrderCancelReject.from_fix(msg))
+                elif msg.msg_type == BusinessMessageReject.MSG_TYPE:
+                    self._business_reject(BusinessMessageReject.from_fix(msg))
+                else:
+                    log.warning("router: ignoring HKEX MsgType %s (seq %d)", msg.msg_type, seq)
+        except OrphansFull:
+            raise
+        except Exception as error:
+            log.exception("router: HKEX message seq %d not applied; dead-lettered", seq)
+            self.failed_fix.append((seq, msg, f"{type(error).__name__}: {error}"))
 
     def _lookup(self, *cl_ord_ids: str | None) -> str | None:
         for cl in cl_ord_ids:
@@ -421,7 +496,7 @@ class RouterCore:
         if not pending and origin.key not in self.orders:
             return  # its order is done: a replay of something already applied
         if self.orphan_count >= ORPHANS_MAX:
-            raise RuntimeError(f"more than {ORPHANS_MAX} HKEX messages wait for their orders")
+            raise OrphansFull(f"more than {ORPHANS_MAX} HKEX messages wait for their orders")
         log.info("router: seq %d for %s waits for its order", seq, cl_ord_id)
         self.orphans.setdefault(cl_ord_id, []).append((seq, msg))
         self.orphan_count += 1

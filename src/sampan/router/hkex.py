@@ -138,8 +138,9 @@ def internal_update(order: Order, r: dict[str, Any], seen: Seen) -> Order:
     if exec_type == "NEW":
         return replace(to_status(order, Status.NEW), venue_order_id=r["order_id"])
     if exec_type == "TRADE":
+        order = traded(order, r["last_px_e3"], r["last_qty"])  # raises before `seen` on overfill
         seen(order, r["last_px_e3"], r["last_qty"], r["ts_ns"])
-        return traded(order, r["last_px_e3"], r["last_qty"])
+        return order
     if exec_type in ("CANCELED", "EXPIRED", "REJECTED"):
         return to_status(order, Status(exec_type))
     if exec_type == "REPLACED":
@@ -169,8 +170,8 @@ def hkex_update(order: Order, er: ExecutionReport, out: list[Out], seen: Seen) -
     elif er.exec_type is ExecType.TRADE:
         assert er.last_px_e3 is not None and er.last_qty is not None
         last_px_e3, last_qty = er.last_px_e3, er.last_qty
+        order = traded(order, last_px_e3, last_qty)  # raises before `seen` on an overfill
         seen(order, last_px_e3, last_qty, ts_ns)
-        order = traded(order, last_px_e3, last_qty)
         if smart:
             order = replace(
                 order,

@@ -151,3 +151,27 @@ def internal_command(command: dict[str, Any], stp: str, **changes: Any) -> Out:
     value["stp"] = stp
     value.update(changes)
     return Out("orders.internal", str(value["security"]), "OrderCommand", value)
+
+
+def dead_letter(
+    topic: str,
+    source: tuple[str, int, int],
+    key: bytes | None,
+    value: bytes | None,
+    error: str,
+    agent: str,
+    ts_ns: int,
+) -> Out:
+    """A `DeadLetter` on catalog topic `topic` for what came from `source` (topic or session,
+    partition, offset or MsgSeqNum), keyed by its original key."""
+    letter = {
+        "source_topic": source[0],
+        "source_partition": source[1],
+        "source_offset": source[2],
+        "key": key,
+        "value": value,
+        "error": error[:4000],
+        "agent": agent,
+        "ts_ns": ts_ns,
+    }
+    return Out(topic, (key or b"").decode(errors="replace"), "DeadLetter", letter)

@@ -13,8 +13,10 @@ from a separate reader that is not part of the transaction (`table_reader`).
 
 Guarantees: outputs, state and offsets commit atomically; a restart (or SIGKILL) rebuilds open
 orders, holds and parent/child links from `router.state` and resumes the session from the
-committed inbound number; an undecodable or unprocessable Kafka record is dead-lettered in
-the same transaction; SIGTERM/SIGINT finish the batch, log out and close; every poll, commit
+committed inbound number; an undecodable or unprocessable Kafka record, and an HKEX message
+the core cannot apply, are dead-lettered in the same transaction and leave nothing else behind
+(the session's inbound number moves past such a message, so it cannot stop the router again
+after a restart); SIGTERM/SIGINT finish the batch, log out and close; every poll, commit
 and start-up read has a timeout.
 
 Limits: an aborted transaction stops the process (exit status 1): its state and the session's
@@ -37,14 +39,15 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from sampan import topics
 from sampan.config import Settings
+from sampan.fix.codec import FixMessage, encode
 from sampan.hkex_sim.ocg_ids import trading_day
 from sampan.router import state_topic
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.fixlink import FixLink, LinkConfig
-from sampan.router.records import Out
+from sampan.router.records import Out, dead_letter
 from sampan.router.table_reader import TableReader
 from sampan.router.tables import Tables
-from sampan.schemas import SchemaError, registry
+from sampan.schemas import registry
 from sampan.streams.runtime import AgentConfig, consumer_config, producer_config
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 GROUP = "sampan-router"
 INPUTS = {"orders.requests": "OrderCommand", "orders.events": "ExecutionReport"}
 IDLE_WAIT_S = 0.005
+TAG_CL_ORD_ID = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,7 @@ class Router:
                     self.consumer.consume, self.config.batch_size_max, 0
                 )
                 inbound = link.drain()
-                if not messages and not inbound:
+                if not messages and not inbound and not self.tables_in.dead:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(link.wake.wait(), self.config.poll_timeout_s)
                     continue
@@ -151,6 +155,10 @@ class Router:
             self._input(message, dead)
         for seq, msg in inbound:
             self.core.fix_message(seq, msg)
+        dead.extend(self.tables_in.take_dead())
+        dead.extend(
+            self._fix_dead_letter(seq, msg, e) for seq, msg, e in self.core.take_failed_fix()
+        )
         outputs, fix_out, dirty = self.core.take()
         for msg in fix_out:
             self.link.send(msg)
@@ -182,11 +190,29 @@ class Router:
                 self.core.request(message.partition(), message.offset(), value)
             else:
                 self.core.internal_report(value)
-        except (SchemaError, ValueError, KeyError, RuntimeError) as error:
+        except Exception as error:  # a bug or a bad record must not stop the router for good
+            # The core has already dropped whatever the record produced before it failed.
             log.exception(
                 "router: %s[%d]@%d dead-lettered", topic, message.partition(), message.offset()
             )
             dead.append(_dead_letter(message, topic, f"{type(error).__name__}: {error}"))
+
+    def _fix_dead_letter(self, seq: int, msg: FixMessage, error: str) -> Out:
+        """An HKEX message the core could not apply. The catalog has no HKEX dead-letter
+        topic; its reports become orders.events records, so it goes to orders.events.dlq,
+        its source named `fix:<our CompID>` with the MsgSeqNum as offset. The session's
+        inbound number moves past it in this same transaction."""
+        source = (f"fix:{self.config.link.comp_id}", 0, seq)
+        key = (msg.get(TAG_CL_ORD_ID) or "").encode()
+        return dead_letter(
+            topics.dead_letter_of("orders.events"),
+            source,
+            key,
+            encode(msg),
+            error,
+            GROUP,
+            time.time_ns(),
+        )
 
     def _produce(self, topic: str, key: bytes, value: bytes | None) -> None:
         name = self.settings.topic(topic)
@@ -209,18 +235,16 @@ class Router:
 
 
 def _dead_letter(message: Any, topic: str, reason: str) -> Out:
-    letter = {
-        "source_topic": message.topic(),
-        "source_partition": message.partition(),
-        "source_offset": message.offset(),
-        "key": message.key(),
-        "value": message.value(),
-        "error": reason[:4000],
-        "agent": GROUP,
-        "ts_ns": time.time_ns(),
-    }
-    key = (message.key() or b"").decode(errors="replace")
-    return Out(topics.dead_letter_of(topic), key, "DeadLetter", letter)
+    source = (message.topic(), message.partition(), message.offset())
+    return dead_letter(
+        topics.dead_letter_of(topic),
+        source,
+        message.key(),
+        message.value(),
+        reason,
+        GROUP,
+        time.time_ns(),
+    )
 
 
 async def serve(settings: Settings, config: RouterConfig) -> int:

@@ -6,8 +6,12 @@ all risk needs). No consumer group, no commits: the whole table is read again on
 
 Guarantees: `catch_up` returns once every partition has reported its end (`read_to_end`:
 an end-of-partition event, never a pause), within `CATCH_UP_TIMEOUT_S`, else raises
-`TimeoutError` (the router exits non-zero rather than decide on partial tables); `poll` never blocks; undecodable records are logged and skipped (their
-writers dead-letter nothing here: a table is not an input the router answers).
+`TimeoutError` (the router exits non-zero rather than decide on partial tables); `poll`
+never blocks; undecodable records are logged and skipped; a reference record risk cannot use
+(`tables.BadReference`) is logged, removes its key (fail closed) and waits in `dead` for the
+service to write it to the topic's dead-letter topic in its next transaction (at most
+`DEAD_MAX`; the rest are only logged). Tables are re-read on every start, so such a record is
+dead-lettered again after each restart until a sound one replaces it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from sampan.config import Settings
-from sampan.router.tables import Tables
+from sampan.router.records import Out, dead_letter
+from sampan.router.tables import BadReference, Tables
 from sampan.schemas import SchemaError, registry
 from sampan.streams.reader import read_to_end
+from sampan.topics import dead_letter_of
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +41,15 @@ TABLES = {
 TRADES_TAIL = 1_000
 CATCH_UP_TIMEOUT_S = 120.0
 POLL_MAX = 1_000
+DEAD_MAX = 10_000  # dead letters waiting for the service's next transaction
+AGENT = "sampan-router"
 
 
 class TableReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._unprefix = {settings.topic(name): name for name in TABLES}
+        self.dead: list[Out] = []  # rejected reference records, for the service to dead-letter
         self.consumer = Consumer(
             settings.kafka(
                 **{
@@ -86,19 +96,32 @@ class TableReader:
             self._apply(tables, message)
         return len(messages)
 
-    def _apply(self, tables: Tables, message: object) -> None:
-        error = message.error()  # type: ignore[attr-defined]
+    def _apply(self, tables: Tables, message: Any) -> None:
+        error = message.error()
         if error is not None:
             log.warning("router tables: %s", error)
             return
-        topic = self._unprefix[message.topic()]  # type: ignore[attr-defined]
-        value = message.value()  # type: ignore[attr-defined]
+        topic = self._unprefix[message.topic()]
+        value = message.value()
         if value is None:
             return
         try:
             tables.apply(topic, registry().decode(TABLES[topic], value))
         except SchemaError as error:
             log.error("router tables: undecodable %s record skipped: %s", topic, error)
+        except BadReference as error:
+            log.error("router tables: %s record rejected: %s", topic, error)
+            if len(self.dead) < DEAD_MAX:
+                source = (message.topic(), message.partition(), message.offset())
+                key = message.key()
+                letter = dead_letter(
+                    dead_letter_of(topic), source, key, value, str(error), AGENT, time.time_ns()
+                )
+                self.dead.append(letter)
+
+    def take_dead(self) -> list[Out]:
+        dead, self.dead = self.dead, []
+        return dead
 
     def close(self) -> None:
         self.consumer.close()

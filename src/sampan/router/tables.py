@@ -10,6 +10,10 @@ Settlement rule: a ledger snapshot taken `settle_grace_ns` or more after a fill'
 taken to include it. Limit: a ledger lagging further than that overstates buying power until
 it catches up (AccountSnapshot does not say which fills it includes); unsettled fills live in
 memory only, so a router restart forgets them (the ledger's next snapshot covers them).
+
+Reference records are checked before use (`BadReference`: board lot, previous close on tick,
+non-negative limits); one that fails removes its key, so risk rejects rather than divides by
+zero or collars around a price that cannot trade.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sampan.matcher.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
 from sampan.reference import SPREAD_TABLE_CODES, listings
 from sampan.router.risk import AccountLimits, Balance, InstrumentRef
 
@@ -66,11 +71,21 @@ class Tables:
         self.unsettled: dict[str, Unsettled] = {}
 
     def apply(self, topic: str, value: dict[str, Any]) -> None:
-        """One decoded record of a table topic (catalog name)."""
+        """One decoded record of a table topic (catalog name). A reference record risk cannot
+        use raises `BadReference` and removes its key: orders for that account or instrument
+        are then rejected as unknown (fail closed) until a sound record replaces it."""
         if topic == "reference.accounts":
-            self.accounts[value["account"]] = account_limits(value)
+            try:
+                self.accounts[value["account"]] = account_limits(value)
+            except BadReference:
+                self.accounts.pop(value["account"], None)
+                raise
         elif topic == "reference.instruments":
-            ref = instrument_ref(value)
+            try:
+                ref = instrument_ref(value)
+            except BadReference:
+                self.instruments.pop(value["security"], None)
+                raise
             if ref is not None:
                 self.instruments[ref.security] = ref
         elif topic == "ledger.balances":
@@ -98,7 +113,16 @@ class Tables:
         return unsettled.sold(security) if unsettled is not None else 0
 
 
+class BadReference(ValueError):
+    """A reference record whose values risk cannot work with (an operator's error)."""
+
+
 def account_limits(value: dict[str, Any]) -> AccountLimits:
+    for name in ("credit_line_cents", "max_order_notional_cents"):
+        if value[name] < 0:
+            raise BadReference(f"account {value['account']!r}: {name} {value[name]} < 0")
+    if not value["account"] or not value["member"]:
+        raise BadReference(f"account {value['account']!r}: empty account or member")
     return AccountLimits(
         account=value["account"],
         member=value["member"],
@@ -113,9 +137,23 @@ def account_limits(value: dict[str, Any]) -> AccountLimits:
 
 def instrument_ref(value: dict[str, Any]) -> InstrumentRef | None:
     """None for an instrument whose spread table the venue does not know (it stays unlisted)."""
+    security, board_lot, prev_close_e3 = (
+        value["security"],
+        value["board_lot"],
+        value["prev_close_e3"],
+    )
+    if security <= 0 or board_lot <= 0:
+        raise BadReference(f"instrument {security}: security and board_lot {board_lot} must be > 0")
     table = SPREAD_TABLE_CODES.get(value["spread_table"])
     if table is None:
         return None
+    # 0 means no previous close (risk then needs a last trade); anything else must be a price
+    # the instrument could trade at, or the collar around it is meaningless.
+    if prev_close_e3 and not (
+        PRICE_MIN_E3 <= prev_close_e3 <= PRICE_MAX_E3
+        and SPREAD_TABLES[table].is_on_tick(prev_close_e3)
+    ):
+        raise BadReference(f"instrument {security}: prev_close_e3 {prev_close_e3} is not a price")
     return InstrumentRef(
         value["security"], value["board_lot"], table, value["prev_close_e3"], value["enabled"]
     )

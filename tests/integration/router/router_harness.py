@@ -40,6 +40,7 @@ class DropCopy:
 
     exec_ids: list[str] = field(default_factory=list)
     trades: list[str] = field(default_factory=list)
+    reports: list[FixMessage] = field(default_factory=list)
 
     def on_logon(self, conn: SessionConnection) -> None:
         pass
@@ -47,6 +48,7 @@ class DropCopy:
     def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
         if msg.msg_type == "8":
             self.exec_ids.append(msg.get(17) or "")
+            self.reports.append(msg)
             if msg.get(150) == "F":
                 self.trades.append(msg.get(17) or "")
 

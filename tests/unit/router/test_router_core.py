@@ -10,6 +10,7 @@ import pytest
 
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import ExecType, ExecutionReport, NewOrderSingle, OrdStatus, Side
+from sampan.router import hkex
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.ids import (
     Kind,
@@ -19,7 +20,7 @@ from sampan.router.ids import (
 )
 from sampan.router.orders import IllegalTransition, Order, Route, Status, advance, traded
 from sampan.router.risk import Side as RiskSide
-from sampan.router.tables import Tables, account_limits
+from sampan.router.tables import BadReference, Tables, account_limits
 
 PRICE_E3 = 512_000
 
@@ -35,22 +36,28 @@ def command(kind: str = "NEW", route: str = "SMART", qty: int = 1_000, **kw: obj
     return base
 
 
+def account_record(**kw: object) -> dict:
+    value = {
+        "account": "A1", "member": "M1", "credit_line_cents": 10**12, "cut_loss_cents": -1,
+        "max_order_notional_cents": 10**12, "allow_short": False, "stp": "CANCEL_BOTH",
+        "enabled": True, "ts_ns": 0,
+    }  # fmt: skip
+    value.update(kw)
+    return value
+
+
+def instrument(**kw: object) -> dict:
+    value = {
+        "security": 700, "name": "TENCENT", "currency": "HKD", "board_lot": 100,
+        "spread_table": "01", "prev_close_e3": PRICE_E3, "enabled": True, "ts_ns": 0,
+    }  # fmt: skip
+    value.update(kw)
+    return value
+
+
 def core() -> RouterCore:
     tables = Tables()
-    tables.apply(
-        "reference.accounts",
-        {
-            "account": "A1",
-            "member": "M1",
-            "credit_line_cents": 10**12,
-            "cut_loss_cents": -1,
-            "max_order_notional_cents": 10**12,
-            "allow_short": False,
-            "stp": "CANCEL_BOTH",
-            "enabled": True,
-            "ts_ns": 0,
-        },
-    )
+    tables.apply("reference.accounts", account_record())
     return RouterCore(CoreConfig(), tables)
 
 
@@ -205,3 +212,62 @@ def test_status_machine_rejects_illegal_transitions() -> None:
     assert done.status is Status.FILLED and done.leaves_qty == 0
     assert done.cum_notional_e3 == 40 * PRICE_E3 + 60 * (PRICE_E3 + 500)
     assert done.avg_px_e3() == 512_300
+
+
+def test_an_hkex_message_that_cannot_apply_is_set_aside_and_the_rest_go_on() -> None:
+    router = core()
+    router.request(0, 1, command(route="HKEX", qty=700))
+    router.take()
+    cl = hkex_cl_ord_id(0, Origin(0, 1), Kind.NEW)
+    router.fix_message(2, hkex_report(cl, "E1", ExecType.TRADE, 400, 400))
+    before = router.orders["0.1"]
+    holds = router.exposure("A1").holds_cents
+    router.take()
+    overfill = hkex_report(cl, "E2", ExecType.TRADE, 400, 700)
+    router.fix_message(3, overfill)  # 400 + 400 > 700: IllegalTransition stays in the core
+    assert router.take() == ([], [], [])
+    assert router.orders["0.1"] == before and router.exposure("A1").holds_cents == holds
+    ((seq, msg, error),) = router.take_failed_fix()
+    assert (seq, msg) == (3, overfill) and error.startswith("IllegalTransition")
+    router.fix_message(4, hkex_report(cl, "E3", ExecType.TRADE, 300, 700))
+    out, _, dirty = router.take()
+    assert [o.value["exec_id"] for o in out if o.topic == "fills"] == ["E3"]
+    assert dirty == [("0.1", None)] and not router.take_failed_fix()
+
+
+def test_a_request_that_raises_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    router = core()
+    for offset in (1, 2):
+        router.request(0, offset, command(route="HKEX", qty=700, cl_ord_id=f"h{offset}"))
+    router.take()
+    before = dict(router.orders), router.exposure("A1")
+    calls = []
+
+    def cancel_then_fail(*args: object) -> FixMessage:
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return real(*args)  # type: ignore[arg-type]
+
+    real = hkex.cancel_order
+    monkeypatch.setattr(hkex, "cancel_order", cancel_then_fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        router.request(0, 3, command(kind="MASS_CANCEL", route="HKEX", cl_ord_id="m"))
+    out, fix, _ = router.take()
+    assert not out and not fix and len(calls) == 2  # the first cancel was made, then dropped
+    assert (dict(router.orders), router.exposure("A1")) == before
+    assert router.processed[0] == 4  # handled: the service dead-letters it
+
+
+def test_a_board_lot_of_zero_is_a_reference_error_not_a_crash() -> None:
+    tables = Tables()
+    with pytest.raises(BadReference, match="board_lot"):
+        tables.apply("reference.instruments", instrument(board_lot=0))
+    assert 700 not in tables.instruments  # fail closed: orders in 700 reject as unknown
+    with pytest.raises(BadReference, match="prev_close_e3"):
+        tables.apply("reference.instruments", instrument(prev_close_e3=512_001))
+    tables.apply("reference.instruments", instrument())
+    assert tables.instruments[700].board_lot == 100
+    with pytest.raises(BadReference, match="credit_line_cents"):
+        tables.apply("reference.accounts", account_record(credit_line_cents=-1))
+    assert "A1" not in tables.accounts
