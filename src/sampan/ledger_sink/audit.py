@@ -51,6 +51,9 @@ PROBLEMS_SHOWN_MAX = 10
 PROGRESS_EVERY_S = 2.0
 STREAM_ROWS = 10_000  # rows fetched per round trip when comparing
 PROGRESS_ROWS = 200_000
+# verify's checks and rebuild's comparison scan whole tables: bounded, but far above the
+# per-batch bound of db.connect.
+AUDIT_STATEMENT_TIMEOUT_MS = 3_600_000
 
 Progress = Callable[[str], None]
 
@@ -132,7 +135,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
 
 def verify(settings: Settings, schema: str, progress: Progress = print_progress) -> list[str]:
     problems: list[str] = []
-    with db.connect(settings, schema) as conn:
+    with db.connect(settings, schema, statement_timeout_ms=AUDIT_STATEMENT_TIMEOUT_MS) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         transfers, balances = conn.execute(
             "SELECT (SELECT count(*) FROM transfers), (SELECT count(*) FROM balances)"
@@ -240,7 +243,9 @@ def rebuild(
     db.drop_schema(settings, scratch_schema)
     db.migrate(settings, scratch_schema)
     try:
-        with db.connect(settings, live_schema) as live:
+        with db.connect(
+            settings, live_schema, statement_timeout_ms=AUDIT_STATEMENT_TIMEOUT_MS
+        ) as live:
             live.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             live_offsets = _stored(live, Source(group_id, settings.topic("fills")))
             limits_offsets = _stored(live, Source(group_id, settings.topic(limits.TOPIC)))
@@ -253,7 +258,9 @@ def rebuild(
                 follower.run()
                 progress(f"  limits applied to {follower.applied} account(s)")
             _replay(settings, scratch_schema, group_id, batch_max, live_offsets, progress)
-            with db.connect(settings, scratch_schema) as scratch:
+            with db.connect(
+                settings, scratch_schema, statement_timeout_ms=AUDIT_STATEMENT_TIMEOUT_MS
+            ) as scratch:
                 difference = _first_difference(live, live_schema, scratch, scratch_schema, progress)
             live.rollback()
     finally:

@@ -3,7 +3,10 @@
 Every connection puts the ledger schema (env `SAMPAN_LEDGER_SCHEMA`, default `ledger`) first
 on its search path, so the same SQL serves the live ledger, a test's own schema and the
 scratch schema of `rebuild`. Schema names are checked against a strict pattern because they
-are spliced into SQL. `connect_waiting` retries a refused or lost server with bounded
+are spliced into SQL. Nothing waits on the server forever: every connection has a
+`statement_timeout`, a `lock_timeout`, TCP keepalives and a `tcp_user_timeout`, so a hung or
+vanished server becomes an error (which `is_connection_error` calls worth a retry) within
+about half a minute; the audit, which scans whole tables, asks for a longer statement bound. `connect_waiting` retries a refused or lost server with bounded
 exponential backoff and logs what it waits for; it gives up after `wait_max_s`.
 """
 
@@ -29,6 +32,16 @@ CONNECT_TIMEOUT_S = 5
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
 DB_WAIT_MAX_S = 300.0
+# A ledger batch takes tens of milliseconds; a statement running 30 s means a stuck server.
+STATEMENT_TIMEOUT_MS = 30_000
+LOCK_TIMEOUT_MS = 10_000  # another sink holding a batch's rows this long is stuck too
+# A peer that vanished without closing (host down, network cut) is noticed by TCP: an idle
+# connection is probed after 10 s, every 5 s, 3 times; unacknowledged data fails after 30 s.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+TCP_USER_TIMEOUT_MS = 30_000
+_RETRIED_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57014", "55P03"})
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PACKAGE_DIR = Path(__file__).parent
 
@@ -47,23 +60,41 @@ def ledger_schema() -> str:
     return checked_schema(os.environ.get("SAMPAN_LEDGER_SCHEMA") or DEFAULT_SCHEMA)
 
 
-def connect(settings: Settings, schema: str) -> psycopg.Connection[tuple[Any, ...]]:
-    """A new connection (not autocommit) with `schema` first on the search path."""
+def connect(
+    settings: Settings,
+    schema: str,
+    *,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+) -> psycopg.Connection[tuple[Any, ...]]:
+    """A new connection (not autocommit) with `schema` first on the search path, whose every
+    statement, lock wait and unacknowledged send is bounded (see the module docstring)."""
+    assert statement_timeout_ms > 0 and lock_timeout_ms > 0
     return psycopg.connect(
         settings.database_url,
         connect_timeout=CONNECT_TIMEOUT_S,
-        options=f"-c search_path={checked_schema(schema)}",
+        options=(
+            f"-c search_path={checked_schema(schema)} "
+            f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={lock_timeout_ms}"
+        ),
         application_name="sampan-ledger",
+        keepalives=1,
+        keepalives_idle=KEEPALIVE_IDLE_S,
+        keepalives_interval=KEEPALIVE_INTERVAL_S,
+        keepalives_count=KEEPALIVE_COUNT,
+        tcp_user_timeout=TCP_USER_TIMEOUT_MS,
     )
 
 
 def is_connection_error(error: BaseException) -> bool:
-    """True for errors that mean the server is gone or restarting (worth a reconnect)."""
+    """True for errors worth a retry on a new connection: the server is gone or restarting,
+    or a statement or lock wait ran past the bound this module sets."""
     if isinstance(error, psycopg.OperationalError):
         return True
-    # 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
+    # 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now; 57014
+    # query_canceled (statement_timeout), 55P03 lock_not_available (lock_timeout).
     sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(error, psycopg.Error) and sqlstate in {"57P01", "57P02", "57P03"}
+    return isinstance(error, psycopg.Error) and sqlstate in _RETRIED_SQLSTATES
 
 
 def wait_backoff(

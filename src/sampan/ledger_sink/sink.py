@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,9 @@ CONFLICT_RETRIES_MAX = 5  # a concurrent sink inserted the same fill; retrying s
 DELIVERY_TIMEOUT_S = 30.0
 PROGRESS_EVERY_S = 10.0
 CLOSE_TIMEOUT_S = 10.0
+# How long a batch may take beyond the reconnect deadline (`db_wait_max_s`): its dead letters'
+# delivery, then a couple of statements at their timeout.
+JOB_MARGIN_S = DELIVERY_TIMEOUT_S + 2 * db.STATEMENT_TIMEOUT_MS / 1000
 LIMITS_JOIN_TIMEOUT_S = 40.0  # the follower's poll, plus its dead letters' delivery timeout
 # A batch allocates tens of thousands of short-lived objects (records, fills, transfers), all
 # freed by reference counting; with CPython's default threshold (700) the cyclic collector ran
@@ -138,6 +142,7 @@ class LedgerSink:
         self._done: set[int] = set()
         self._delivery_errors: list[str] = []
         self._inflight: tuple[Future[bool], list[Item]] | None = None
+        self._hung = False  # the worker overran `_job_timeout_s`: it may still use the connection
         self._producer = (
             Producer(
                 settings.kafka(
@@ -155,6 +160,10 @@ class LedgerSink:
 
     def stop(self) -> None:
         self._stopping = True
+
+    def _job_timeout_s(self) -> float:
+        """The longest a batch's database work may take before the sink gives up on it."""
+        return self.options.db_wait_max_s + JOB_MARGIN_S
 
     def request_snapshots(self, accounts: Sequence[str]) -> None:
         """Publish these accounts' snapshots soon; safe to call from any thread."""
@@ -218,7 +227,7 @@ class LedgerSink:
                     "auto.offset.reset": "earliest",
                     "partition.assignment.strategy": "range",
                     # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
-                    "max.poll.interval.ms": int(max(300.0, self.options.db_wait_max_s + 60) * 1000),
+                    "max.poll.interval.ms": int(max(300.0, self._job_timeout_s() + 30) * 1000),
                     "session.timeout.ms": 30_000,
                     "fetch.min.bytes": 1,
                     "fetch.wait.max.ms": 100,
@@ -352,7 +361,21 @@ class LedgerSink:
         if inflight is None:
             return True
         future, items = inflight
-        if not future.result():
+        timeout_s = self._job_timeout_s()
+        try:
+            done = future.result(timeout=timeout_s)
+        except FutureTimeout:
+            # The worker is stuck past every bound it has (statement and lock timeouts, TCP
+            # timeouts, the reconnect deadline): stop rather than wait forever. The batch was
+            # not committed by us, so a restart posts it again from the stored offsets.
+            self._hung = True
+            self.stop()
+            raise SinkError(
+                f"the database worker did not finish a batch of {len(items)} records in "
+                f"{timeout_s:.0f} s (PostgreSQL or Kafka hung beyond their timeouts); exiting "
+                "so that a restart resumes from the offsets stored in PostgreSQL"
+            ) from None
+        if not done:
             return False
         if self.options.stop_at is None:
             self._commit_kafka(consumer, items)
@@ -409,11 +432,9 @@ class LedgerSink:
                 self._with_db_retry("list accounts", reads.member_accounts) or ()
             )
         limits = self._start_limits()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db")
         try:
-            with (
-                _collector_for_batches(),
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-db") as pool,
-            ):
+            with _collector_for_batches():
                 consumer = self._start_consumer()
                 try:
                     self._loop(consumer, pool)
@@ -424,6 +445,9 @@ class LedgerSink:
                     finally:
                         self._close(consumer)
         finally:
+            # A hung worker is not waited for here; it ends at its own timeouts (stop() makes
+            # its reconnect loop give up), and the interpreter waits for it at exit.
+            pool.shutdown(wait=not self._hung, cancel_futures=True)
             self._stopping = True
             if limits is not None:
                 limits.join(LIMITS_JOIN_TIMEOUT_S)
@@ -495,7 +519,9 @@ class LedgerSink:
         finally:
             if self._producer is not None:
                 self._producer.flush(CLOSE_TIMEOUT_S)
-            if self._conn is not None:
+            # A hung worker may be inside a call on the connection: closing it from this
+            # thread could free it under that call; the worker or the exit closes it.
+            if self._conn is not None and not self._hung:
                 self._conn.close()
         log.info(
             "stopped: posted %d fills, replayed %d, rejected %d",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import psycopg
 import pytest
 
 from sampan.config import Settings
+from sampan.ledger_sink import db
+from sampan.ledger_sink import sink as sink_module
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +72,41 @@ def test_a_fill_ref_is_posted_once(env_settings: Settings, schema: str) -> None:
         conn.commit()
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(_FILL, (2, "X:1"))
+
+
+def test_ledger_connections_bound_every_wait(env_settings: Settings, schema: str) -> None:
+    """Statements, lock waits and a silent peer are all bounded; a lock wait past its bound
+    is an error the sink retries on a new connection."""
+    with db.connect(env_settings, schema) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("10s",)
+        parameters = conn.info.get_parameters()
+        assert parameters["keepalives"] == "1"
+        assert parameters["tcp_user_timeout"] == str(db.TCP_USER_TIMEOUT_MS)
+        conn.execute(_FILL, (1, "X:1"))
+        conn.commit()
+        conn.execute("SELECT 1 FROM fills FOR UPDATE")
+        with db.connect(env_settings, schema, lock_timeout_ms=100) as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable) as waited:
+                other.execute("SELECT 1 FROM fills FOR UPDATE")
+            assert db.is_connection_error(waited.value)
+        with db.connect(env_settings, schema, statement_timeout_ms=100) as other:
+            with pytest.raises(psycopg.errors.QueryCanceled) as slow:
+                other.execute("SELECT pg_sleep(5)")
+            assert db.is_connection_error(slow.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_batch_stops_the_sink_with_a_clear_error(
+    env_settings: Settings, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consuming thread never waits for the database worker forever."""
+    monkeypatch.setattr(sink_module, "JOB_MARGIN_S", 0.2)
+    sink = sink_module.LedgerSink(
+        env_settings, sink_module.SinkOptions(schema=schema, db_wait_max_s=0.1, publish=False)
+    )
+    never: Future[bool] = Future()
+    sink._inflight = (never, [])
+    with pytest.raises(sink_module.SinkError, match="did not finish a batch of 0 records in 0 s"):
+        sink._drain(consumer=None)
+    assert sink._stopping
