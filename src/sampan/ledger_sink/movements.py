@@ -7,8 +7,8 @@ Guarantees of `post_movement`:
 - idempotent: the movement's `ref` is UNIQUE; the same ref with the same content is a replay
   that changes nothing, with different content it is refused (`MovementRefused`); two
   concurrent posts of one ref end as one post and one replay;
-- a withdrawal locks the account's cash balance and is refused if it exceeds cash less holds
-  (the credit line is the broker's money, not the member's to withdraw);
+- a withdrawal locks the account's cash balance and is refused if it would leave that balance
+  below zero: the credit line is the broker's money, not the member's to withdraw;
 - an account unknown to the ledger is created as a member account of `member` (required then);
   a known one keeps its member, and a different `member` is refused. Limits come from
   `reference.accounts` (limits.py), never from here.
@@ -16,6 +16,12 @@ Guarantees of `post_movement`:
 between the commit and the publish loses only that snapshot: the next batch touching the
 account, or the sink's start, publishes it again. Limit: the sink may publish a snapshot it
 read just before the movement committed after this one; the account's next snapshot heals it.
+
+Limit: cash held for open buy orders is NOT checked. The router keeps its holds in its own
+state (`router.state` on Kafka), not in the ledger (the ledger's `holds` table is written by
+nothing), so a withdrawal can leave less cash than the router has reserved for open buys; if
+those buys fill, they draw on the credit line. The router's next risk check sees the lower cash
+in the account's snapshot. Withdraw only after the member's open buys are cancelled or done.
 """
 
 from __future__ import annotations
@@ -111,15 +117,13 @@ def _post(conn: Conn, movement: CashMovement, member: str | None) -> MovementRes
         return MovementResult(False, int(stored[0]), _cash(conn, movement.account, lock=False))
     member = _account_member(conn, movement.account, member)
     if movement.direction is Direction.WITHDRAWAL:
+        # Cash only: neither the credit line nor the router's holds (see the module docstring).
         cash = _cash(conn, movement.account, lock=True)
-        row = conn.execute(
-            "SELECT holds_cents FROM holds WHERE account = %s", (movement.account,)
-        ).fetchone()
-        free = cash - (int(row[0]) if row else 0)
-        if movement.amount_cents > free:
+        if movement.amount_cents > cash:
             raise MovementRefused(
                 f"{movement.ref}: withdrawing {movement.amount_cents} cents from "
-                f"{movement.account}, which has {free} cents of free cash"
+                f"{movement.account}, which has {cash} cents of cash (a withdrawal may not use "
+                "the credit line)"
             )
     transfer = movement_transfer(movement)
     row = conn.execute("SELECT nextval('fill_ids')").fetchone()

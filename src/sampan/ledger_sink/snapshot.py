@@ -3,8 +3,9 @@
 Where the inputs come from (the store reads them in one read-only transaction after a batch):
 - cash: the account's HKD balance in the ledger: opening deposits, top-ups and withdrawals
   (`sampan ledger deposit|withdraw`, `sampan seed`; cash.py) plus the cash legs of its fills;
-- holds: the `holds` table, cash the router reserves for open buy orders; the router will
-  maintain it, and until it does every hold is zero;
+- holds: the `holds` table, which nothing writes, so every hold here is zero. The router keeps
+  the cash it reserves for open buy orders in its own state (`router.state`) and subtracts it
+  in its own risk check; `available_cash_cents` published here does NOT include those holds;
 - last prices: the `last_prices` table, the last fill price per security the ledger has
   posted (the newest venue time wins, so the value does not depend on partition order);
 - credit line and cut-loss level: the `accounts` table, set from `reference.accounts` by the

@@ -169,8 +169,12 @@ def test_deposits_are_posted_once(env_settings: Settings, schema: str) -> None:
     assert replay.returncode == 0 and "already posted: nothing changed" in replay.stdout
     conflict = run_cli("ledger", "deposit", "SEED2", "101", "--ref", "x-1")
     assert conflict.returncode == 1 and "already used by a different movement" in conflict.stdout
+    # A credit line does not make cash withdrawable: 351 cents exceed the 350 of cash.
+    with db.connect(s, schema) as conn:
+        conn.execute("UPDATE accounts SET credit_line_cents = 10000 WHERE account = 'SEED2'")
+        conn.commit()
     too_much = run_cli("ledger", "withdraw", "SEED2", "351", "--ref", "out-1")
-    assert too_much.returncode == 1 and "350 cents of free cash" in too_much.stdout
+    assert too_much.returncode == 1 and "which has 350 cents of cash" in too_much.stdout
     unknown = run_cli("ledger", "deposit", "NEW9", "100", "--ref", "new-1")
     assert unknown.returncode == 1 and "--member" in unknown.stdout
     wrong_member = run_cli("ledger", "deposit", "SEED2", "5", "--ref", "w-1", "--member", "M9")
