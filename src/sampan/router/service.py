@@ -4,9 +4,13 @@ One asyncio loop. Each batch: the records polled from orders.requests and orders
 transactional consumer group) and the HKEX messages the session queued since the last batch go
 through the core in one Kafka transaction, together with the core's outputs (orders.internal,
 orders.events, fills), the changed open orders and the session's next inbound MsgSeqNum on
-`router.state`, and the input offsets. FIX messages the batch produced are handed to the
-session before the commit: if the process dies before the commit, the request is processed
-again and its deterministic ClOrdID makes the gateway refuse the copy as a duplicate.
+`router.state`, and the input offsets. FIX messages the batch produced are written to the
+outbox on `router.state` in that transaction and handed to the session only after the commit
+(the next transaction deletes them from the outbox); at start, whatever the outbox still holds
+is sent again. So a decision reaches HKEX only once it is durable: a request is never decided
+a second time (perhaps differently, on tables that changed) after its order went to HKEX. A
+message sent twice (the process died between the commit and the outbox's tombstone) carries
+the same deterministic ClOrdID, and the gateway refuses the copy as a duplicate.
 
 Tables risk reads (reference.accounts, reference.instruments, ledger.balances, md.trades) come
 from a separate reader that is not part of the transaction (`table_reader`).
@@ -19,7 +23,11 @@ the core cannot apply, are dead-lettered in the same transaction and leave nothi
 after a restart); SIGTERM/SIGINT finish the batch, log out and close; every poll, commit
 and start-up read has a timeout.
 
-Limits: an aborted transaction stops the process (exit status 1): its state and the session's
+Limits: an order reaches HKEX one Kafka commit later than it would if sent before the commit
+(the price of deciding once). Outbox messages sent just before a stop or crash are deleted only
+by the next instance's first commit and sent again by it; the gateway refuses those copies
+(duplicate ClOrdID), which the core takes as "already sent". An aborted transaction stops the
+process (exit status 1): its state and the session's
 inbound number are only rebuilt at start, and its supervisor restarts it. One router instance
 per OCG-C CompID (the session cannot be shared).
 """
@@ -84,6 +92,8 @@ class Router:
         self._unprefix = {settings.topic(name): name for name in INPUTS}
         self.link: FixLink | None = None
         self.batches = 0
+        self._resend: list[FixMessage] = []  # the outbox found at start
+        self._sent: list[bytes] = []  # outbox keys handed to the session, to delete next commit
 
     # ---- start-up --------------------------------------------------------------------------
 
@@ -92,17 +102,18 @@ class Router:
         self.producer.init_transactions(self.config.init_timeout_s)
         state_topic.ensure_topic(self.settings)
         self.tables_in.catch_up(self.tables)
-        orders, next_inbound = state_topic.load(
-            self.settings, self.config.link.comp_id, self.day.isoformat()
-        )
-        self.core.load(orders, self._committed_requests())
+        loaded = state_topic.load(self.settings, self.config.link.comp_id, self.day.isoformat())
+        self.core.load(loaded.orders, self._committed_requests())
+        self._resend = loaded.outbox
         log.info(
-            "router: %d open orders restored; HKEX session resumes at inbound %d",
-            len(orders),
-            next_inbound,
+            "router: %d open orders restored, %d outbox messages to send again; HKEX session "
+            "resumes at inbound %d",
+            len(loaded.orders),
+            len(loaded.outbox),
+            loaded.next_inbound_seq,
         )
         self.consumer.subscribe(list(self._unprefix))
-        return next_inbound
+        return loaded.next_inbound_seq
 
     def _committed_requests(self) -> dict[int, int]:
         name = self.settings.topic("orders.requests")
@@ -119,6 +130,8 @@ class Router:
             self.config.link, date.fromisoformat(str(self.day)), next_inbound
         )
         link_task = asyncio.create_task(link.run(stop))
+        self._send(self._resend)
+        self._resend = []
         try:
             while not stop.is_set():
                 if link_task.done():
@@ -129,7 +142,8 @@ class Router:
                     self.consumer.consume, self.config.batch_size_max, 0
                 )
                 inbound = link.drain()
-                if not messages and not inbound and not self.tables_in.dead:
+                idle = not self.tables_in.dead and not self._sent
+                if not messages and not inbound and idle:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(link.wake.wait(), self.config.poll_timeout_s)
                     continue
@@ -160,8 +174,13 @@ class Router:
             self._fix_dead_letter(seq, msg, e) for seq, msg, e in self.core.take_failed_fix()
         )
         outputs, fix_out, dirty = self.core.take()
+        for sent in self._sent:
+            self._produce(state_topic.STATE_TOPIC, sent, None)
+        self._sent = []
         for msg in fix_out:
-            self.link.send(msg)
+            self._produce(
+                state_topic.STATE_TOPIC, state_topic.outbox_key(msg), state_topic.encode_outbox(msg)
+            )
         for out in outputs:
             self._produce(out.topic, out.key.encode(), registry().encode(out.schema, out.value))
         for out in dead:
@@ -180,7 +199,15 @@ class Router:
             state_topic.encode_fix(comp_id, day, next_inbound),
         )
         await asyncio.to_thread(self._commit)
+        self._send(fix_out)
         self.batches += 1
+
+    def _send(self, messages: list[FixMessage]) -> None:
+        """Hand committed outbox messages to the session; delete them in the next commit."""
+        assert self.link is not None
+        for msg in messages:
+            self.link.send(msg)
+            self._sent.append(state_topic.outbox_key(msg))
 
     def _input(self, message: Any, dead: list[Out]) -> None:
         topic = self._unprefix[message.topic()]

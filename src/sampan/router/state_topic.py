@@ -5,7 +5,9 @@ Entries (the key says which; the value is a `RouterState` record holding UTF-8 J
 - `order:<partition>.<offset>`: an open order (`orders.Order`), rewritten on every change and
   deleted by a tombstone when it ends, so the topic holds what is open, not history;
 - `fix:<CompID>:<trading day>`: the OCG-C session's next inbound MsgSeqNum whose report is not
-  yet reflected in committed records (the session logs on with it as 789).
+  yet reflected in committed records (the session logs on with it as 789);
+- `outbox:<HKEX ClOrdID>`: a FIX message a committed batch decided to send (the raw message,
+  latin-1), deleted by a tombstone in the transaction after it was handed to the session.
 
 Guarantees: `load` reads the topic with read_committed to the end the broker reports (an
 end-of-partition event, not a pause), so it sees exactly the state of the last committed
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sampan.config import Settings
+from sampan.fix.codec import FixMessage, decode_one, encode
 from sampan.router.orders import Order, Phase, Route, Status
 from sampan.router.risk import Side
 from sampan.schemas import registry
@@ -34,6 +37,7 @@ from sampan.streams.reader import read_to_end
 STATE_TOPIC = "router.state"
 LOAD_TIMEOUT_S = 120.0
 _SCHEMA = "RouterState"
+TAG_CL_ORD_ID = 11
 _ENUMS = {"status": Status, "side": Side, "route": Route, "phase": Phase}
 
 
@@ -43,6 +47,23 @@ def order_key(key: str) -> bytes:
 
 def fix_key(comp_id: str, day: str) -> bytes:
     return f"fix:{comp_id}:{day}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    orders: list[Order]
+    next_inbound_seq: int
+    outbox: list[FixMessage]  # committed, perhaps not yet sent, in the order they were decided
+
+
+def outbox_key(msg: FixMessage) -> bytes:
+    cl_ord_id = msg.get(TAG_CL_ORD_ID)
+    assert cl_ord_id, "every message the router sends has a ClOrdID"
+    return f"outbox:{cl_ord_id}".encode()
+
+
+def encode_outbox(msg: FixMessage) -> bytes:
+    return _encode(outbox_key(msg).decode(), {"fix": encode(msg).decode("latin-1")})
 
 
 def encode_order(order: Order) -> bytes:
@@ -97,8 +118,9 @@ def ensure_topic(settings: Settings, timeout_s: float = 30.0) -> None:
                 raise
 
 
-def load(settings: Settings, comp_id: str, day: str) -> tuple[list[Order], int]:
-    """Open orders and the session's next inbound MsgSeqNum (1 on a new trading day).
+def load(settings: Settings, comp_id: str, day: str) -> Loaded:
+    """Open orders, the session's next inbound MsgSeqNum (1 on a new trading day) and the
+    outbox.
 
     Reads to the end the broker reports (`read_to_end`), never to a silence: a broker that
     pauses makes this raise `TimeoutError` rather than return a partial state."""
@@ -112,5 +134,10 @@ def load(settings: Settings, comp_id: str, day: str) -> tuple[list[Order], int]:
         for key, data in entries.items()
         if key.startswith("order:") and data is not None
     ]
+    outbox = [
+        decode_one(data["fix"].encode("latin-1"))
+        for key, data in entries.items()
+        if key.startswith("outbox:") and data is not None
+    ]
     fix = entries.get(f"fix:{comp_id}:{day}")
-    return orders, int(fix["next_inbound_seq"]) if fix else 1
+    return Loaded(orders, int(fix["next_inbound_seq"]) if fix else 1, outbox)

@@ -69,9 +69,9 @@ def test_state_load_survives_a_broker_pause(env_settings: Settings, pausing: Non
         order = _order(n)
         producer.produce(name, state_topic.encode_order(order), state_topic.order_key(order.key))
         producer.commit_transaction(30)
-    orders, next_inbound = state_topic.load(env_settings, "SAMPAN", "2030-01-02")
-    assert sorted(o.key for o in orders) == [f"0.{n}" for n in range(5)]
-    assert next_inbound == 1
+    loaded = state_topic.load(env_settings, "SAMPAN", "2030-01-02")
+    assert sorted(o.key for o in loaded.orders) == [f"0.{n}" for n in range(5)]
+    assert loaded.next_inbound_seq == 1 and not loaded.outbox
 
 
 def test_table_catch_up_survives_a_broker_pause(env_settings: Settings, pausing: None) -> None:
