@@ -7,7 +7,11 @@ records whose state changed since it last said anything about that ExecID.
 
 Rules, in order of precedence for one ExecID:
 - DUPLICATE: a side holds the ExecID more than once (a double-booked fill). Permanent.
-- QTY_MISMATCH, then PRICE_MISMATCH: both sides present and they differ.
+- QTY_MISMATCH, then PRICE_MISMATCH: both sides present and they differ. A fill booked on the
+  wrong security or the wrong side is a QTY_MISMATCH too, checked first, its `detail` starting
+  `security differs:` or `side differs:` (the ReconBreak schema has no kind of its own for it;
+  see `_desired`). Sides are the member's: BUY, or SELL for SELL and SELL_SHORT (a fill does
+  not say whether a sale was short).
 - MISSING_FILL / MISSING_DROPCOPY: only one side present, `grace_ns` after it was first seen
   (the other side may simply be in flight; the grace period is measured on the caller's clock).
 - none: both present and equal (matched); one side present within the grace period (pending).
@@ -53,6 +57,8 @@ class Execution:
     qty: int
     price_e3: int
     seen_ns: int  # when it was first seen, on the clock `evaluate` is given
+    side: str  # the member's side: BUY or SELL
+    security: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,9 @@ class _Entry:
 def _describe(side: str, executions: list[Execution]) -> str:
     if not executions:
         return f"{side} none"
-    return f"{side} " + ", ".join(f"{e.qty}@{format_price_e3(e.price_e3)}" for e in executions)
+    return f"{side} " + ", ".join(
+        f"{e.side} {e.qty}@{format_price_e3(e.price_e3)} in {e.security}" for e in executions
+    )
 
 
 class Reconciler:
@@ -150,6 +158,13 @@ class Reconciler:
         if len(dc) > 1 or len(fills) > 1:
             return BreakKind.DUPLICATE, detail
         if dc and fills:
+            # A wrong security or side means the member's signed position per security differs
+            # from the exchange's, which is what QTY_MISMATCH flags; the detail says which.
+            # A kind of its own for each would need a schema change (a new BreakKind symbol).
+            if dc[0].security != fills[0].security:
+                return BreakKind.QTY_MISMATCH, f"security differs: {detail}"
+            if dc[0].side != fills[0].side:
+                return BreakKind.QTY_MISMATCH, f"side differs: {detail}"
             if dc[0].qty != fills[0].qty:
                 return BreakKind.QTY_MISMATCH, detail
             if dc[0].price_e3 != fills[0].price_e3:

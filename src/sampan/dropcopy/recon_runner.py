@@ -51,6 +51,7 @@ BATCH_MAX = 500
 READ_TIMEOUT_S = 60.0
 FLUSH_TIMEOUT_S = 30.0
 _HKT = timedelta(hours=8)
+EXCHANGE_MEMBER = "HKEX"  # the member of an HKEX fill's exchange side (its clearing account)
 
 
 def day_start_ms(day: str) -> int:
@@ -163,12 +164,20 @@ class _Reader:
 
 
 def feed(reconciler: Reconciler, item: _Input) -> None:
-    """Hand one input record to the reconciler (trades and HKEX fills only)."""
+    """Hand one input record to the reconciler (trades and HKEX fills only), with the member's
+    side: the drop copy's order side (SELL_SHORT counts as SELL: a fill cannot tell them
+    apart), and a fill's BUY when its buyer is the member, not the exchange."""
     v, seen_ns = item.value, item.timestamp_ms * 1_000_000
     if item.topic == DROPCOPY and v["exec_type"] == EXEC_TYPE_TRADE:
-        reconciler.add_dropcopy(Execution(v["exec_id"], v["last_qty"], v["last_px_e3"], seen_ns))
+        side = "BUY" if v["side"] == "BUY" else "SELL"
+        reconciler.add_dropcopy(
+            Execution(v["exec_id"], v["last_qty"], v["last_px_e3"], seen_ns, side, v["security"])
+        )
     elif item.topic == FILLS and v["venue"] == "HKEX":
-        reconciler.add_fill(Execution(v["exec_id"], v["qty"], v["price_e3"], seen_ns))
+        side = "BUY" if v["buy_member"] != EXCHANGE_MEMBER else "SELL"
+        reconciler.add_fill(
+            Execution(v["exec_id"], v["qty"], v["price_e3"], seen_ns, side, v["security"])
+        )
 
 
 def to_break(value: dict[str, Any]) -> Break:

@@ -23,13 +23,15 @@ pytestmark = pytest.mark.integration
 WAIT_S = 30.0
 
 
-def dropcopy(exec_id: str, qty: int = 400, px: int = 98_550, seq: int = 1) -> dict:
+def dropcopy(
+    exec_id: str, qty: int = 400, px: int = 98_550, seq: int = 1, side: str = "BUY"
+) -> dict:
     return {
         "exec_id": exec_id,
         "order_id": "1",
         "cl_ord_id": exec_id,
         "security": 5,
-        "side": "BUY",
+        "side": side,
         "exec_type": "F",
         "last_px_e3": px,
         "last_qty": qty,
@@ -39,11 +41,11 @@ def dropcopy(exec_id: str, qty: int = 400, px: int = 98_550, seq: int = 1) -> di
     }
 
 
-def fill(exec_id: str, qty: int = 400, px: int = 98_550) -> dict:
+def fill(exec_id: str, qty: int = 400, px: int = 98_550, security: int = 5) -> dict:
     return {
         "exec_id": exec_id,
         "venue": "HKEX",
-        "security": 5,
+        "security": security,
         "price_e3": px,
         "qty": qty,
         "buy_account": "ACC1",
@@ -88,6 +90,8 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
             dropcopy("qty", qty=400),
             dropcopy("px", px=98_550),
             dropcopy("dup"),
+            dropcopy("side", side="SELL_SHORT"),  # the member sold; the fill says it bought
+            dropcopy("sec"),
         ],
         [
             fill("ok"),
@@ -96,6 +100,8 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
             fill("px", px=98_600),
             fill("dup"),
             fill("dup"),
+            fill("side"),
+            fill("sec", security=700),
         ],
     )
     runner = ReconRunner(env_settings, trading_day_of(time.time_ns()), grace_s=1.0)
@@ -108,6 +114,9 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
             "qty": (BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
             "px": (BreakKind.PRICE_MISMATCH, BreakStatus.OPEN),
             "dup": (BreakKind.DUPLICATE, BreakStatus.OPEN),
+            # A wrong side or security is reported as the closest kind the schema has.
+            "side": (BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
+            "sec": (BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
         }
         wait_breaks(env_settings, opened)
         produce(env_settings, [], [fill("late")])
@@ -133,7 +142,12 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
     )
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()[0]
-    assert "matched 2" in first and "open breaks 4" in first and "healed 1" in first, first
-    for kind in ("DUPLICATE 1", "MISSING_DROPCOPY 1", "PRICE_MISMATCH 1", "QTY_MISMATCH 1"):
+    assert "matched 2" in first and "open breaks 6" in first and "healed 1" in first, first
+    for kind in ("DUPLICATE 1", "MISSING_DROPCOPY 1", "PRICE_MISMATCH 1", "QTY_MISMATCH 3"):
         assert kind in first
-    assert any(line.startswith("OPEN QTY_MISMATCH qty:") for line in out.stdout.splitlines())
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("OPEN QTY_MISMATCH qty:") for line in lines)
+    assert "OPEN QTY_MISMATCH side: side differs: dropcopy SELL 400@98.550 in 5 | fill BUY" in (
+        "\n".join(lines)
+    )
+    assert any(line.startswith("OPEN QTY_MISMATCH sec: security differs:") for line in lines)

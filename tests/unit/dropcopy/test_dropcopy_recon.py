@@ -6,13 +6,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sampan.dropcopy.recon import Break, BreakKind, BreakStatus, Execution, Reconciler
+from sampan.dropcopy.recon_runner import DROPCOPY, FILLS, _Input, feed
 
 S = 1_000_000_000
 GRACE = 5 * S
 
 
-def ex(exec_id: str, qty: int = 400, price_e3: int = 98_550, at: int = 0) -> Execution:
-    return Execution(exec_id, qty, price_e3, at)
+def ex(
+    exec_id: str,
+    qty: int = 400,
+    price_e3: int = 98_550,
+    at: int = 0,
+    side: str = "BUY",
+    security: int = 700,
+) -> Execution:
+    return Execution(exec_id, qty, price_e3, at, side, security)
 
 
 def states(breaks: list[Break]) -> list[tuple[str, BreakKind, BreakStatus]]:
@@ -62,7 +70,26 @@ def test_quantity_and_price_mismatches_open_at_once() -> None:
         ("p", BreakKind.PRICE_MISMATCH, BreakStatus.OPEN),
         ("q", BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
     ]
-    assert got[2].detail == "dropcopy 400@98.550 | fill 300@98.550"
+    assert got[2].detail == "dropcopy BUY 400@98.550 in 700 | fill BUY 300@98.550 in 700"
+
+
+def test_a_fill_on_the_wrong_side_or_security_is_a_break() -> None:
+    """Reported as QTY_MISMATCH (the schema's closest kind), the detail naming what differs."""
+    r = Reconciler(GRACE)
+    r.add_dropcopy(ex("side", side="BUY"))
+    r.add_fill(ex("side", side="SELL"))
+    r.add_dropcopy(ex("sec", security=700))
+    r.add_fill(ex("sec", security=5, qty=1))
+    got = r.evaluate(0)
+    assert states(got) == [
+        ("sec", BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
+        ("side", BreakKind.QTY_MISMATCH, BreakStatus.OPEN),
+    ]
+    assert got[0].detail == (
+        "security differs: dropcopy BUY 400@98.550 in 700 | fill BUY 1@98.550 in 5"
+    )
+    assert got[1].detail.startswith("side differs: dropcopy BUY 400@")
+    assert r.summary(0).matched == 0
 
 
 def test_duplicate_on_either_side_replaces_an_earlier_break_and_stays() -> None:
@@ -122,3 +149,16 @@ def test_order_of_arrival_does_not_change_the_outcome(
     shuffled = list(records)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     assert run(records) == run(shuffled)
+
+
+def test_feed_takes_the_member_side_of_each_record() -> None:
+    """A fill's member bought unless its buyer is the exchange; a short sale is a sale."""
+    r = Reconciler(GRACE)
+    base = {"exec_id": "1", "security": 5, "exec_type": "F", "last_qty": 1, "last_px_e3": 1}
+    feed(r, _Input(DROPCOPY, base | {"side": "SELL_SHORT"}, 0))
+    fill = {"exec_id": "1", "venue": "HKEX", "security": 5, "qty": 1, "price_e3": 1}
+    feed(r, _Input(FILLS, fill | {"buy_member": "HKEX"}, 0))
+    assert r.evaluate(0) == [] and r.summary(0).matched == 1
+    feed(r, _Input(DROPCOPY, base | {"exec_id": "2", "side": "BUY"}, 0))
+    feed(r, _Input(FILLS, fill | {"exec_id": "2", "buy_member": "HKEX"}, 0))
+    assert states(r.evaluate(0)) == [("2", BreakKind.QTY_MISMATCH, BreakStatus.OPEN)]
