@@ -100,8 +100,7 @@ def expected_transfers(fills: list[dict[str, Any]]) -> set[Any]:
             f["ts_ns"],
         )
         for t in rules.post_fill(fill, rules.default_schedule()):
-            # A transfer's identity is `venue:exec_id:leg` (an `id` field in older rules).
-            tid = getattr(t, "id", None) or f"{fill.ref}:{getattr(t, 'leg_name', '')}"
+            tid = rules.transfer_id(fill.ref, t)
             out.add((tid, t.debit_account, t.credit_account, t.asset, t.amount, t.reason.value))
     return out
 
@@ -180,7 +179,7 @@ def test_smart_split_ledger_dropcopy_recon_and_a_healed_break(
 
             ledger_fills, transfers = wait_until("3 ledger fills", lambda: ledger_has(3), WAIT_S)
             assert sorted(r[0] for r in ledger_fills) == sorted(
-                f"{f['venue']}:{f['exec_id']}" for f in fills
+                rules.fill_ref(f["venue"], f["exec_id"], f["ts_ns"]) for f in fills
             )
             assert transfers == expected_transfers(fills)
             verify = sampan("ledger", "verify")
