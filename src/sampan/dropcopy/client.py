@@ -15,7 +15,8 @@ recovers the overflow by resend after the queue drains; every wait has a timeout
 Limits: our own outbound sequence numbers (Logon, Heartbeat) persist in a FileSessionStore
 under the state directory; losing that directory makes the gateway refuse our Logon
 (MsgSeqNum too low) until its day ends. One trading day per run of the loop: a new day needs a
-restart. A report that cannot be mapped is logged and skipped (it still advances the session).
+restart. A report that cannot be mapped is dead-lettered on `hkex.dropcopy.dlq`, in order with
+the records around it (see `writer`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sampan.config import Settings
 from sampan.dropcopy.records import to_record, trading_day_of
-from sampan.dropcopy.writer import DropCopyWriter, last_committed_seq
-from sampan.fix.codec import FieldError, FixMessage
+from sampan.dropcopy.writer import (
+    DropCopyWriter,
+    Outbound,
+    Unmappable,
+    last_committed_seq,
+    seq_num_of,
+)
+from sampan.fix.codec import FixMessage, encode
 from sampan.fix.session import Session
 from sampan.fix.session_types import SessionConfig, SessionRole
 from sampan.fix.store import FileSessionStore
@@ -69,7 +75,7 @@ class DropCopyClient:
         self.writer = DropCopyWriter(settings, config.comp_id)
         self.last_committed_seq = 0
         self.records_written = 0
-        self._queue: list[dict[str, Any]] = []
+        self._queue: list[Outbound] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._stop = asyncio.Event()
@@ -87,11 +93,15 @@ class DropCopyClient:
     def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
         if msg.msg_type != "8" or self._overflow:
             return
+        record: Outbound
         try:
             record = to_record(msg)
-        except FieldError as exc:
-            log.error("drop copy: unmappable report %s skipped: %s", msg.msg_seq_num, exc)
-            return
+        except (ValueError, KeyError) as exc:  # FieldError is a ValueError
+            # The session delivers only sequenced messages: MsgSeqNum is there.
+            assert msg.msg_seq_num is not None
+            log.error("drop copy: unmappable report %s dead-lettered: %s", msg.msg_seq_num, exc)
+            error = f"unmappable ExecutionReport: {type(exc).__name__}: {exc}"
+            record = Unmappable(msg.msg_seq_num, encode(msg), error, time.time_ns())
         self._queue.append(record)
         self._idle.clear()
         self._wake.set()
@@ -202,5 +212,5 @@ class DropCopyClient:
             batch = self._queue[:BATCH_MAX]
             await asyncio.to_thread(self.writer.write, batch)
             del self._queue[: len(batch)]
-            self.last_committed_seq = max(self.last_committed_seq, batch[-1]["msg_seq_num"])
+            self.last_committed_seq = max(self.last_committed_seq, seq_num_of(batch[-1]))
             self.records_written += len(batch)

@@ -8,23 +8,33 @@ Guarantees:
   `last_committed_seq` reads it back from the topic itself (the highest `msg_seq_num` of
   today's records addressed to this CompID), so the client resumes with
   NextExpectedMsgSeqNum = last + 1 and neither loses nor repeats an execution.
-- Every Kafka call has a timeout; a batch that cannot commit after `COMMIT_ATTEMPTS_MAX`
-  attempts raises (the process exits and its restart recovers from the topic).
+- A report the client could not map (`Unmappable`) becomes a DeadLetter on
+  `hkex.dropcopy.dlq` in the same transaction as the batch around it (source `fix:<CompID>`,
+  its MsgSeqNum as the offset, the message as the value), so it is never lost.
+- Every Kafka call has a timeout. A call that fails with a retriable error is retried on its
+  own (the library's contract: repeat the call that failed, not the ones before it), at most
+  `COMMIT_RETRIES_MAX` times; an error that requires an abort aborts the transaction and the
+  whole batch is produced again, at most `COMMIT_ATTEMPTS_MAX` times; anything else raises (the
+  process exits and its restart recovers from the topic).
 
 Limits: `last_committed_seq` reads the tail of each partition, widening the window until it
 finds today's records or reaches the start; a day with millions of records from other CompIDs
-after ours makes that slow but still correct.
+after ours makes that slow but still correct. It reads `hkex.dropcopy` only: a crash right
+after a batch that ended in dead letters makes the gateway resend those reports, which are
+dead-lettered again (dead letters are at least once; the executions stay exactly once).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from sampan import topics
 from sampan.config import Settings
 from sampan.dropcopy.records import addressed_to, trading_day_of
 from sampan.schemas import SchemaError, registry
@@ -32,10 +42,29 @@ from sampan.schemas import SchemaError, registry
 log = logging.getLogger(__name__)
 
 TOPIC = "hkex.dropcopy"
-COMMIT_ATTEMPTS_MAX = 5
+COMMIT_ATTEMPTS_MAX = 5  # whole batches, after an abort
+COMMIT_RETRIES_MAX = 5  # one call, after a retriable error
+AGENT = "dropcopy"
 SCAN_WINDOW_INITIAL = 1_000
 SCAN_POLL_S = 0.5
 SCAN_BATCH_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Unmappable:
+    """An inbound report that could not become a DropCopyExecution."""
+
+    msg_seq_num: int
+    message: bytes  # the FIX message as decoded, re-encoded (SOH-delimited)
+    error: str
+    ts_ns: int
+
+
+Outbound = dict[str, Any] | Unmappable  # a DropCopyExecution record, or a dead letter
+
+
+def seq_num_of(item: Outbound) -> int:
+    return item.msg_seq_num if isinstance(item, Unmappable) else int(item["msg_seq_num"])
 
 
 class DropCopyWriter:
@@ -52,6 +81,7 @@ class DropCopyWriter:
         self.settings = settings
         self.comp_id = comp_id
         self.topic = settings.topic(TOPIC)
+        self.dlq_topic = settings.topic(topics.dead_letter_of(TOPIC))
         self._commit_timeout_s = commit_timeout_s
         self._producer = Producer(
             settings.kafka(
@@ -74,32 +104,56 @@ class DropCopyWriter:
         """Fence a previous instance and abort its open transaction."""
         self._producer.init_transactions(timeout_s)
 
-    def write(self, records: Sequence[dict[str, Any]]) -> None:
-        """Produce `records` in one committed transaction (retrying a whole aborted batch)."""
-        encoded = [
-            (r["exec_id"].encode(), registry().encode("DropCopyExecution", r)) for r in records
-        ]
+    def write(self, items: Sequence[Outbound]) -> None:
+        """Produce `items` (records and dead letters) in one committed transaction."""
+        encoded = [self._encode(item) for item in items]
+        timeout_s = self._commit_timeout_s
         for attempt in range(1, COMMIT_ATTEMPTS_MAX + 1):
             self._producer.begin_transaction()
             try:
-                for key, value in encoded:
-                    self._produce(key, value)
-                self._producer.commit_transaction(self._commit_timeout_s)
+                for topic, key, value in encoded:
+                    self._produce(topic, key, value)
+                self._retrying("commit", lambda: self._producer.commit_transaction(timeout_s))
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if attempt == COMMIT_ATTEMPTS_MAX or not (
-                    error.txn_requires_abort() or error.retriable()
-                ):
+                if attempt == COMMIT_ATTEMPTS_MAX or not error.txn_requires_abort():
                     raise
                 log.warning("drop copy batch attempt %d failed, aborting: %s", attempt, error)
-                self._producer.abort_transaction(self._commit_timeout_s)
+                self._producer.abort_transaction(timeout_s)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _produce(self, key: bytes, value: bytes) -> None:
+    def _retrying(self, what: str, call: Callable[[], object]) -> None:
+        for attempt in range(1, COMMIT_RETRIES_MAX + 1):
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or attempt == COMMIT_RETRIES_MAX:
+                    raise
+                log.warning("drop copy %s: retriable error (attempt %d): %s", what, attempt, error)
+
+    def _encode(self, item: Outbound) -> tuple[str, bytes | None, bytes]:
+        if not isinstance(item, Unmappable):
+            value = registry().encode("DropCopyExecution", item)
+            return self.topic, item["exec_id"].encode(), value
+        letter = {
+            "source_topic": f"fix:{self.comp_id}",
+            "source_partition": 0,  # a FIX session has one sequence, no partitions
+            "source_offset": item.msg_seq_num,
+            "key": None,
+            "value": item.message,
+            "error": item.error[:4000],
+            "agent": AGENT,
+            "ts_ns": item.ts_ns,
+        }
+        return self.dlq_topic, None, registry().encode("DeadLetter", letter)
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         for _ in range(100):
             try:
-                self._producer.produce(self.topic, value, key)
+                self._producer.produce(topic, value, key)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # the local queue is full: let deliveries drain it
