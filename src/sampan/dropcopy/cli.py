@@ -14,10 +14,21 @@ import logging
 import signal
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from sampan.config import settings
 from sampan.dropcopy.records import trading_day_of
+
+
+def trading_day_arg(text: str) -> str:
+    """An argparse `type` for --day: a YYYY-MM-DD date, or a usage error naming the value."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a day: give YYYY-MM-DD, e.g. 2025-06-16"
+        ) from None
 
 
 def _logging() -> None:
@@ -95,7 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ("report", run_report, "print the day's matched count, open breaks by kind, healed"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--day", default=None, help="YYYY-MM-DD (Hong Kong); default today")
+        p.add_argument(
+            "--day",
+            type=trading_day_arg,
+            default=None,
+            help="YYYY-MM-DD (Hong Kong); default today",
+        )
         p.add_argument(
             "--grace-s",
             type=float,
