@@ -34,9 +34,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Drift in an existing topic is reported, not fixed, and does not stop the demo or the tests
+# (they run under topic prefixes of their own); `sampan topics apply` exits 1 until it is resolved.
 stack: deps venv
 	$(BIN)/sampan stack up
-	$(BIN)/sampan topics apply
+	@$(BIN)/sampan topics apply || echo "topics: drift reported above is left for an operator to resolve"
 
 stack-down: venv
 	$(BIN)/sampan stack down
