@@ -28,7 +28,6 @@ from sampan.schemas import registry
 from sampan.streams import AgentConfig, InRecord, Output, run_agent
 
 READ_TIMEOUT_S = 60.0
-AGENT_START_TIMEOUT_S = 60.0
 
 
 class AckAgent:

@@ -10,6 +10,7 @@ producer initialises; PostgreSQL answers a query. `down` stops only processes wh
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import shutil
@@ -213,7 +214,7 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
     properties = _render_server_properties(settings, paths)
     if not (paths.kafka_data / "meta.properties").exists():
         paths.kafka_data.mkdir(parents=True, exist_ok=True)
-        cluster_id = _kafka_cluster_id(libs, paths)
+        cluster_id = _kafka_cluster_id()
         command = _java_command(
             libs,
             paths,
@@ -240,11 +241,9 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
     return f"kafka started (pid {process.pid}) on 127.0.0.1:{settings.kafka_port}"
 
 
-def _kafka_cluster_id(libs: Path, paths: Paths) -> str:
+def _kafka_cluster_id() -> str:
     # A UUID in Kafka's base64 form is what StorageTool random-uuid prints; derive it directly
     # rather than start a second JVM.
-    import base64
-
     raw = uuid.uuid4().bytes
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -118,7 +118,6 @@ class Session:
         self._resend_target = 0  # highest inbound MsgSeqNum seen while a gap is open
         self._resend_begin = 0  # the BeginSeqNo we last asked for (or our Logon's 789)
         self._resend_progress_ns = 0
-        self._logon_seq_num = 0  # initiator: the MsgSeqNum of our Logon
 
     @property
     def state(self) -> SessionState:
@@ -138,7 +137,6 @@ class Session:
             self._to(SessionState.AWAITING_LOGON)
         else:
             self._to(SessionState.LOGON_SENT)
-            self._logon_seq_num = self.store.next_sender_seq_num
             self._emit(MSG_LOGON, self._logon_body())
         return self._out.freeze()
 

@@ -16,7 +16,6 @@ Limits: probabilities are floats (they are not money). The refresh channel has n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import socket
@@ -139,8 +138,3 @@ class UdpLine:
 
     def close(self) -> None:
         self._sock.close()
-
-
-async def yield_to_loop() -> None:
-    """Let receivers on the same loop run between bursts (tests run both ends in one loop)."""
-    await asyncio.sleep(0)
