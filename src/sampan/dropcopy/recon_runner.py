@@ -40,6 +40,7 @@ from sampan.config import Settings
 from sampan.dropcopy.recon import Break, BreakKind, BreakStatus, Execution, Reconciler, Summary
 from sampan.dropcopy.records import EXEC_TYPE_TRADE, trading_day_of
 from sampan.schemas import SchemaError, registry
+from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +147,16 @@ class _Reader:
         log.error("recon: %s[%d]@%d %s", name, message.partition(), message.offset(), reason)
         if self._dead_letter is None or name == BREAKS:
             return
-        letter = {
-            "source_topic": message.topic(),
-            "source_partition": message.partition(),
-            "source_offset": message.offset(),
-            "key": message.key(),
-            "value": message.value(),
-            "error": reason[:4000],
-            "agent": "recon",
-            "ts_ns": time.time_ns(),
-        }
+        letter = dead_letter(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            reason,
+            "recon",
+            time.time_ns(),
+        )
         dlq = self.settings.topic(topics.dead_letter_of(name))
         self._dead_letter.produce(dlq, registry().encode("DeadLetter", letter), message.key())
 

@@ -38,6 +38,7 @@ from sampan import topics
 from sampan.config import Settings
 from sampan.dropcopy.records import addressed_to, trading_day_of
 from sampan.schemas import SchemaError, registry
+from sampan.streams.letters import dead_letter, produce_waiting
 
 log = logging.getLogger(__name__)
 
@@ -138,26 +139,21 @@ class DropCopyWriter:
         if not isinstance(item, Unmappable):
             value = registry().encode("DropCopyExecution", item)
             return self.topic, item["exec_id"].encode(), value
-        letter = {
-            "source_topic": f"fix:{self.comp_id}",
-            "source_partition": 0,  # a FIX session has one sequence, no partitions
-            "source_offset": item.msg_seq_num,
-            "key": None,
-            "value": item.message,
-            "error": item.error[:4000],
-            "agent": AGENT,
-            "ts_ns": item.ts_ns,
-        }
+        # A FIX session has one sequence and no partitions: partition 0, MsgSeqNum as offset.
+        letter = dead_letter(
+            f"fix:{self.comp_id}",
+            0,
+            item.msg_seq_num,
+            None,
+            item.message,
+            item.error,
+            AGENT,
+            item.ts_ns,
+        )
         return self.dlq_topic, None, registry().encode("DeadLetter", letter)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
-        for _ in range(100):
-            try:
-                self._producer.produce(topic, value, key)
-                return
-            except BufferError:
-                self._producer.poll(0.05)  # the local queue is full: let deliveries drain it
-        raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, "drop copy producer queue full"))
+        produce_waiting(self._producer, topic, value, key)
 
 
 def last_committed_seq(settings: Settings, comp_id: str, day: str, timeout_s: float = 30.0) -> int:

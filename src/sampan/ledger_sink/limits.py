@@ -38,10 +38,10 @@ from sampan import topics
 from sampan.config import Settings
 from sampan.errors import SampanError
 from sampan.ledger_sink import db, reads
-from sampan.ledger_sink.records import dead_letter_record
 from sampan.ledger_sink.rules import VENUE_ACCOUNT_PREFIXES
 from sampan.ledger_sink.store import Conn, Source, store_next_offsets
 from sampan.schemas import SchemaError, registry
+from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class LimitsFollower:
             self._producer = Producer(
                 self.settings.kafka(**{"enable.idempotence": True, "acks": "all"})
             )
-        record = dead_letter_record(
+        record = dead_letter(
             self.topic,
             message.partition(),
             message.offset(),

@@ -36,25 +36,3 @@ def fill_digest(record: Mapping[str, Any]) -> bytes:
     value is a str, int or None, whose repr is stable: repr of the values is canonical."""
     canonical = repr(tuple(record.values())).encode()
     return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).digest()
-
-
-def dead_letter_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    error: str,
-    agent: str,
-    ts_ns: int,
-) -> dict[str, Any]:
-    return {
-        "source_topic": topic,
-        "source_partition": partition,
-        "source_offset": offset,
-        "key": key,
-        "value": value,
-        "error": error,
-        "agent": agent,
-        "ts_ns": ts_ns,
-    }

@@ -55,11 +55,11 @@ from sampan.errors import SampanError
 from sampan.ledger_sink import db, reads
 from sampan.ledger_sink.intake import SinkStats, make_item
 from sampan.ledger_sink.limits import LimitsFollower
-from sampan.ledger_sink.records import dead_letter_record
 from sampan.ledger_sink.rules import ChargeRule, default_schedule
 from sampan.ledger_sink.snapshot import snapshot, to_record
 from sampan.ledger_sink.store import BatchResult, Conn, Item, Rejected, Source, post_batch
 from sampan.schemas import registry
+from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ class LedgerSink:
             log.warning("dead-lettering %s[%d]@%d: %s", self.topic, r.partition, r.offset, r.error)
             value = registry().encode(
                 "DeadLetter",
-                dead_letter_record(
+                dead_letter(
                     self.topic,
                     r.partition,
                     r.offset,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sampan.router.orders import Order, Status
+from sampan.streams import letters
 
 EXCHANGE_MEMBER = "HKEX"  # sampan.ledger_sink.rules.EXCHANGE_MEMBER
 EXCHANGE_ACCOUNT = "HKEX.CLEARING"  # the ledger's clearing account for the exchange side
@@ -164,14 +165,5 @@ def dead_letter(
 ) -> Out:
     """A `DeadLetter` on catalog topic `topic` for what came from `source` (topic or session,
     partition, offset or MsgSeqNum), keyed by its original key."""
-    letter = {
-        "source_topic": source[0],
-        "source_partition": source[1],
-        "source_offset": source[2],
-        "key": key,
-        "value": value,
-        "error": error[:4000],
-        "agent": agent,
-        "ts_ns": ts_ns,
-    }
+    letter = letters.dead_letter(*source, key, value, error, agent, ts_ns)
     return Out(topic, (key or b"").decode(errors="replace"), "DeadLetter", letter)

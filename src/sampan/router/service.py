@@ -56,6 +56,7 @@ from sampan.router.records import Out, dead_letter
 from sampan.router.table_reader import TableReader
 from sampan.router.tables import Tables
 from sampan.schemas import registry
+from sampan.streams.letters import produce_waiting
 from sampan.streams.runtime import AgentConfig, consumer_config, producer_config
 
 log = logging.getLogger(__name__)
@@ -242,14 +243,7 @@ class Router:
         )
 
     def _produce(self, topic: str, key: bytes, value: bytes | None) -> None:
-        name = self.settings.topic(topic)
-        for _ in range(100):
-            try:
-                self.producer.produce(name, value, key)
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: serve delivery reports
-        raise KafkaException(f"producer queue full for {name}")
+        produce_waiting(self.producer, self.settings.topic(topic), value, key)
 
     def _commit(self) -> None:
         positions = [

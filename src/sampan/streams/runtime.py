@@ -32,7 +32,6 @@ from typing import Any, Protocol
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -41,12 +40,12 @@ from confluent_kafka import (
 from sampan import topics
 from sampan.config import Settings
 from sampan.schemas import SchemaError, registry
+from sampan.streams.letters import dead_letter, produce_waiting
 from sampan.streams.metrics import AgentMetrics
 
 log = logging.getLogger(__name__)
 
 COMMIT_RETRIES_MAX = 5
-PRODUCE_RETRIES_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,16 +364,16 @@ class AgentRunner:
 
     def _dead_letter(self, message: Any, topic: str, reason: str) -> None:
         self.metrics.dead_letters.inc()
-        letter = {
-            "source_topic": message.topic(),
-            "source_partition": message.partition(),
-            "source_offset": message.offset(),
-            "key": message.key(),
-            "value": message.value(),
-            "error": reason[:4000],
-            "agent": self.agent.name,
-            "ts_ns": time.time_ns(),
-        }
+        letter = dead_letter(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            reason,
+            self.agent.name,
+            time.time_ns(),
+        )
         self._produce(
             Output(
                 topics.dead_letter_of(topic), message.key(), registry().encode("DeadLetter", letter)
@@ -382,20 +381,13 @@ class AgentRunner:
         )
 
     def _produce(self, output: Output) -> None:
-        name = self.settings.topic(output.topic)
-        for _ in range(PRODUCE_RETRIES_MAX):
-            try:
-                if output.partition is None:
-                    self.producer.produce(name, output.value, output.key)
-                else:
-                    self.producer.produce(
-                        name, output.value, output.key, partition=output.partition
-                    )
-                return
-            except BufferError:
-                # The local queue is full: serve delivery reports until there is room.
-                self.producer.poll(0.05)
-        raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, f"producer queue full for {name}"))
+        produce_waiting(
+            self.producer,
+            self.settings.topic(output.topic),
+            output.value,
+            output.key,
+            output.partition,
+        )
 
     def _commit(self) -> bool:
         """Commit outputs and offsets; on an abortable error abort and rewind. True if committed.
