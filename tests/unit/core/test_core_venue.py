@@ -48,12 +48,16 @@ def test_start_waits_for_the_log_line_and_stop_terminates(tmp_path: Path) -> Non
 
 def test_ready_port(tmp_path: Path) -> None:
     (port,) = free_tcp_ports(1)
+    # The process listens only after a second: `start` must wait for the port, so the
+    # connection right after it succeeds on the first try.
     code = (
-        "import socket, time; s = socket.socket(); "
+        "import socket, time; time.sleep(1); s = socket.socket(); "
         f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"
     )
     with Supervisor(tmp_path, stop_timeout_s=5) as sup:
+        started = time.monotonic()
         sup.start([ProcessSpec("listener", py(code), ready_port=port)])
+        assert time.monotonic() - started >= 1.0
         with socket.create_connection(("127.0.0.1", port), 2):
             pass
 

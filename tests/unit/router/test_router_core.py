@@ -157,6 +157,10 @@ def test_executions_before_their_request_wait_and_are_applied_once() -> None:
     router.fix_message(7, hkex_report(hkex_cl_ord_id(0, Origin(0, 3), Kind.NEW), "E9",
                                       ExecType.NEW, 0, 0))  # fmt: skip
     assert router.min_orphan_seq() is None
+    assert not router.take()[0], "a replay for a finished order emits nothing"
+    # The adopted execution delivered again (a resend) is not applied a second time.
+    router.fix_message(6, hkex_report(cl, "E2", ExecType.TRADE, 400, 400))
+    assert [o for o in router.take()[0] if o.topic == "fills"] == []
 
 
 def test_duplicate_cl_ord_id_reject_means_already_sent() -> None:
