@@ -2,7 +2,12 @@
 
 Kafka's jars are assembled from Maven Central with `deploy/kafka/pom.xml` into
 `~/.cache/sampan/kafka-<version>/libs`, outside the repository. Data, logs and pid files live
-in the state folder (`SAMPAN_STATE_DIR`, default `./.state`). `up` is idempotent and waits on
+in the state folder (`SAMPAN_STATE_DIR`, default `./.state`), with one exception: run as root,
+PostgreSQL runs as the `postgres` system user, which may not be able to pass through the
+folders above the state folder (root's home is mode 700 on Debian, so is every `mktemp -d`).
+Then its data goes to a folder of its own under `/var/lib/sampan/` (named from the state
+folder's path), recorded in the state folder's `pg.location` so `status`, `down` and `reset`
+find it. The permissions of the user's own folders are never changed. `up` is idempotent and waits on
 real readiness within bounded timeouts: the broker answers metadata and a transactional
 producer initialises; PostgreSQL answers a query. `down` stops only processes whose pid files
 `up` wrote. Failures raise `StackError` with the reason and, for a dead process, its log's end.
@@ -11,6 +16,7 @@ producer initialises; PostgreSQL answers a query. `down` stops only processes wh
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import pwd
 import shutil
@@ -37,6 +43,8 @@ KAFKA_READY_TIMEOUT_S = 90
 PG_READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 LOG_TAIL_LINES = 30
+PG_OUTSIDE_ROOT = Path(os.environ.get("SAMPAN_PG_OUTSIDE_ROOT") or "/var/lib/sampan")
+PG_LOCATION_FILE = "pg.location"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +72,17 @@ class Paths:
         return self.kafka_dir / "logs" / "stdout.log"
 
     @property
+    def pg_location_file(self) -> Path:
+        return self.state / PG_LOCATION_FILE
+
+    @property
     def pg_dir(self) -> Path:
-        return self.state / "pg"
+        """`<state>/pg`, unless `up` recorded a folder outside the state folder (see the header)."""
+        try:
+            recorded = self.pg_location_file.read_text().strip()
+        except FileNotFoundError:
+            recorded = ""
+        return Path(recorded) if recorded else self.state / "pg"
 
     @property
     def pg_data(self) -> Path:
@@ -457,13 +474,57 @@ def stop_postgres(paths: Paths) -> str:
 # The stack as a whole
 
 
+def _pg_owner_can_reach(folder: Path) -> bool:
+    """Whether the `postgres` user can pass through every folder down to `folder`."""
+    result = subprocess.run(
+        _as_pg_owner(["test", "-x", str(folder)]), capture_output=True, timeout=30
+    )
+    return result.returncode == 0
+
+
+def _outside_pg_dir(state: Path) -> Path:
+    digest = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
+    return PG_OUTSIDE_ROOT / f"pg-{digest}"
+
+
+def place_postgres(paths: Paths) -> str | None:
+    """As root, make sure the `postgres` user can reach PostgreSQL's folder; move it outside the
+    state folder when it cannot (returns a line saying so), without touching the permissions
+    of any folder the state folder lies in."""
+    if os.geteuid() != 0 or paths.pg_location_file.exists():
+        return None
+    if (paths.pg_dir / "data" / "PG_VERSION").exists() or _pg_owner_can_reach(paths.state):
+        return None
+    outside = _outside_pg_dir(paths.state)
+    PG_OUTSIDE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not _pg_owner_can_reach(PG_OUTSIDE_ROOT):
+        raise StackError(
+            f"the postgres user can reach neither {paths.state} nor {PG_OUTSIDE_ROOT}: set "
+            "SAMPAN_STATE_DIR (or SAMPAN_PG_OUTSIDE_ROOT) to a folder it can pass through"
+        )
+    # A folder left by an earlier state folder at this path (deleted by hand, not by `reset`)
+    # belongs to a stack that no longer exists: its ledger would not match a new broker's topics.
+    stale = outside.exists()
+    shutil.rmtree(outside, ignore_errors=True)
+    outside.mkdir(mode=0o700)
+    paths.pg_location_file.write_text(f"{outside}\n")
+    return (
+        f"postgres data in {outside}{' (an earlier copy removed)' if stale else ''}: the "
+        f"postgres user cannot pass through the folders above {paths.state} "
+        f"(recorded in {paths.pg_location_file})"
+    )
+
+
 def up(settings: Settings) -> list[str]:
     paths = Paths(settings.state_dir)
     paths.state.mkdir(parents=True, exist_ok=True)
-    # Traversal rights for the postgres user when the state folder sits under a root-owned tree.
     if os.geteuid() == 0:
+        # The state folder is the stack's own: let the postgres user through it (this is not
+        # enough when a folder above it is private, which `place_postgres` handles).
         paths.state.chmod(0o755)
-    return [start_postgres(settings, paths), start_kafka(settings, paths)]
+    placed = place_postgres(paths)
+    lines = [placed] if placed else []
+    return [*lines, start_postgres(settings, paths), start_kafka(settings, paths)]
 
 
 def down(settings: Settings) -> list[str]:
@@ -494,6 +555,10 @@ def is_up(settings: Settings) -> bool:
 
 def reset(settings: Settings) -> list[str]:
     lines = down(settings)
+    paths = Paths(settings.state_dir)
+    if paths.pg_location_file.exists():
+        shutil.rmtree(paths.pg_dir, ignore_errors=True)
+        lines.append(f"removed {paths.pg_dir}")
     shutil.rmtree(settings.state_dir, ignore_errors=True)
     lines.append(f"removed {settings.state_dir}")
     return lines
