@@ -52,6 +52,7 @@ from sampan.omd_ingest.wire import (
 STORE_MESSAGES_MAX = 50_000  # §4.3: the retransmission server keeps the last 50,000
 PENDING_MESSAGES_MAX = 1_000_000
 CHANNEL_ID_DEFAULT = 1
+LISTING_DATE_UNKNOWN = 19_000_101  # §3.7.2 ListingDate: "Value is 19000101 for unknown"
 SESSION_CONTINUOUS = 2  # TradingSesStatus 2: open (continuous trading)
 SESSION_CLOSED = 3
 SPREAD_TABLE_CODES = {SPREAD_TABLE_PART_A: "01"}  # HKEX's code of the current Part A table
@@ -106,7 +107,7 @@ def security_definition(listed: ListedSecurity) -> SecurityDefinition:
         ccass_flag="Y",
         dummy_security_flag="N",
         stamp_duty_flag="Y",
-        listing_date=19_700_101,
+        listing_date=LISTING_DATE_UNKNOWN,
         delisting_date=0,
         free_text="",
         pos_flag="N",

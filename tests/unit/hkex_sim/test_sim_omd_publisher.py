@@ -120,3 +120,18 @@ def test_message_store_keeps_the_last_n() -> None:
     assert store.get(9, 11) == [b"\x09", b"\x0a", b"\x0b"]
     store.clear(1)
     assert not store.holds(1, 1)
+
+
+def test_security_definition_listing_date_is_the_specs_unknown() -> None:
+    # §3.7.2: ListingDate is YYYYMMDD, "19000101 for unknown"; the simulator knows none.
+    market = Market(liquidity=LiquidityConfig(seed=1))
+    publisher = OmdPublisher(market)
+    publisher.sequence_reset(T0)
+    flushed = publisher.flush()
+    assert flushed is not None
+    packet = pack_messages(flushed.first_seq_num, T0, list(flushed.messages))
+    definitions = [
+        m for raw in packet for m in decode_packet(raw).messages if type(m) is SecurityDefinition
+    ]
+    assert definitions
+    assert {d.listing_date for d in definitions} == {19_000_101}
