@@ -51,6 +51,7 @@ LOGON_TIMEOUT_S = 5.0
 HEARTBEAT_INTERVAL_S = 30.0
 HEARTBEAT_TIMEOUT_S = 5.0
 READ_BYTES_MAX = 65_536
+CLOSE_TIMEOUT_S = 5.0
 
 SESSION_ACTIVE = 0
 SESSION_INVALID_USER = 5
@@ -147,6 +148,8 @@ class RetransmissionServer:
         self._clock_ns = clock_ns or (lambda: 0)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = False
 
     async def start(self) -> int:
         """Listen; return the bound port (useful with port 0)."""
@@ -155,26 +158,42 @@ class RetransmissionServer:
         return self.port
 
     async def close(self) -> None:
+        """Stop listening and end every session: their connections are aborted, so each
+        session task ends as a disconnect (logged at INFO), never as a cancelled task."""
         if self._server is not None:
             self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await asyncio.wait_for(self._server.wait_closed(), timeout=5.0)
+            self._closing = True
+            for writer in list(self._writers):
+                writer.transport.abort()
+            tasks = list(self._tasks)
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()  # _serve turns a cancellation into a normal end
+                await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.wait_for(self._server.wait_closed(), timeout=CLOSE_TIMEOUT_S)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         username: str | None = None
         try:
             username = await self._session(reader, writer)
         except (MalformedPacket, ConnectionError, asyncio.IncompleteReadError) as exc:
-            log.info("rts: %s disconnected: %s", peer, exc)
+            why = "server stopping" if self._closing else str(exc)
+            log.info("rts: %s disconnected: %s", peer, why)
         except TimeoutError as exc:
             log.info("rts: %s timed out: %s", peer, exc)
+        except asyncio.CancelledError:
+            # Only close() cancels a session, after its bounded wait. asyncio's stream server
+            # logs a cancelled connection task as an ERROR with a traceback (Python 3.11), so
+            # the session ends normally instead.
+            log.info("rts: %s disconnected: server stopping", peer)
         finally:
+            self._writers.discard(writer)
             if username is not None:
                 self.service.logoff(username)
             writer.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from sampan.hkex_sim.omd_publisher import MessageStore
 from sampan.hkex_sim.rts import (
@@ -137,3 +140,24 @@ def test_tcp_garbage_and_silence_disconnect() -> None:
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_stopping_with_a_client_connected_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        server = RetransmissionServer(RetransmissionService({1: _store(10)}))
+        port = await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        framer = PacketStreamReader()
+        writer.write(encode_packet(0, 0, [Logon("u1")]))
+        (resp,) = await _read(reader, framer)
+        assert decode_packet(resp).messages == (LogonResponse(SESSION_ACTIVE),)
+        await asyncio.wait_for(server.close(), timeout=10)
+        await asyncio.wait_for(_drain_until_closed(reader), timeout=3)  # the server hung up
+        writer.close()
+        await asyncio.sleep(0.05)  # let asyncio run the connection task's done callbacks
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(scenario())
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not errors, [r.getMessage() for r in errors]
+    assert any("server stopping" in r.getMessage() for r in caplog.records)
