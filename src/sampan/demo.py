@@ -24,10 +24,12 @@ from typing import Any
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
-from sampan.schemas import registry
+from sampan.schemas import SchemaError, registry
 from sampan.streams import AgentConfig, InRecord, Output, run_agent
 
 READ_TIMEOUT_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class AckAgent:
@@ -152,7 +154,17 @@ def read_reports(
         while len(reports) < expected and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.2):
                 if message.error() is None:
-                    report = registry().decode("ExecutionReport", message.value())
+                    try:
+                        report = registry().decode("ExecutionReport", message.value())
+                    except SchemaError as error:
+                        log.warning(
+                            "skipped an undecodable record at %s[%d]@%d: %s",
+                            message.topic(),
+                            message.partition(),
+                            message.offset(),
+                            error,
+                        )
+                        continue
                     if report["cl_ord_id"].startswith(run_id + "-"):
                         reports.append(report)
     finally:

@@ -12,6 +12,7 @@ Limits: each run leaves its `demo<id>` topics and ledger schema behind for inspe
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -20,16 +21,20 @@ from typing import Any
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
-from sampan.schemas import registry
+from sampan.schemas import SchemaError, registry
 
 VENUE_WAIT_S = 20.0  # per step of the scripted session
 PRICE_E3 = 512_500  # HK$512.500: one tick above 700's previous close (0.500 band)
 LIQUIDITY_FIRM = "DEMOMM"
 
+log = logging.getLogger(__name__)
+
 
 def read_topic(current: Settings, topic: str, schema: str, timeout_s: float = 10.0) -> list[Any]:
     """Every committed record of `topic` now, in partition order (read_committed, up to each
-    partition's end: the consumer's end-of-partition event); bounded by `timeout_s`."""
+    partition's end: the consumer's end-of-partition event); bounded by `timeout_s`. A record
+    that does not decode as `schema` is logged with its topic, partition and offset and
+    skipped."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -62,8 +67,20 @@ def read_topic(current: Settings, topic: str, schema: str, timeout_s: float = 10
                         done.add(m.partition())
                     continue
                 done.discard(m.partition())
-                if m.value() is not None:
-                    out.append(registry().decode(schema, m.value()))
+                value = m.value()
+                if value is None:
+                    continue
+                try:
+                    out.append(registry().decode(schema, value))
+                except SchemaError as error:
+                    # One bad record must not hide the rest of the screen: say where it is.
+                    log.warning(
+                        "skipped an undecodable record at %s[%d]@%d: %s",
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        error,
+                    )
     finally:
         consumer.close()
     return out
