@@ -2,18 +2,19 @@
 
 The stack comes from the environment (SAMPAN_KAFKA_BOOTSTRAP, SAMPAN_DATABASE_URL); when those
 point at the local defaults and it is not running, it is started here, as `make test` does.
-Each test gets its own topic prefix, so tests never read each other's records.
+Each test gets its own topic prefix, so tests never read each other's records, and its
+topics are deleted after it.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from topic_namespace import new_prefix, topic_namespace
 
-from sampan import stack, topics_cli
+from sampan import stack
 from sampan.config import Settings, settings
 
 
@@ -28,12 +29,11 @@ def stack_settings() -> Settings:
 @pytest.fixture
 def prefix(stack_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A unique topic prefix with every catalog topic created under it; set in the env too,
-    so subprocesses started by the test use the same topics."""
-    value = f"t{uuid.uuid4().hex[:10]}."
-    monkeypatch.setenv("SAMPAN_TOPIC_PREFIX", value)
-    result = topics_cli.apply(settings())
-    assert not result.drift, result.drift
-    yield value
+    so subprocesses started by the test use the same topics. The topics are deleted after
+    the test (a bounded wait), so a test run leaves the broker as it found it."""
+    monkeypatch.setenv("SAMPAN_TOPIC_PREFIX", new_prefix())
+    with topic_namespace(settings()) as value:
+        yield value
 
 
 @pytest.fixture
