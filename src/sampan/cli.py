@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.dropcopy.cli",
     "sampan.hkex_sim.omd_cli",
     "sampan.omd_ingest.cli",
+    "sampan.ui_bridge.cli",
     "sampan.bench",
 )
 

@@ -1,0 +1,159 @@
+"""The view rebuilt from records: orders with fills, inventory, depth and stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sampan.ui_bridge.state import View
+
+
+def report(**kw: Any) -> dict[str, Any]:
+    base = {
+        "exec_id": "e1",
+        "venue": "INTERNAL",
+        "order_id": "O1",
+        "cl_ord_id": "c1",
+        "orig_cl_ord_id": None,
+        "parent_id": None,
+        "account": "A1",
+        "member": "M1",
+        "security": 700,
+        "side": "SELL",
+        "exec_type": "NEW",
+        "ord_status": "NEW",
+        "price_e3": 512_000,
+        "order_qty": 300,
+        "last_px_e3": 0,
+        "last_qty": 0,
+        "cum_qty": 0,
+        "leaves_qty": 300,
+        "cum_notional_e3": 0,
+        "reject_reason": None,
+        "text": None,
+        "ts_ns": 10,
+    }
+    return {**base, **kw}
+
+
+def snapshot(qty: int) -> dict[str, Any]:
+    return {
+        "account": "A1",
+        "member": "M1",
+        "cash_cents": 0,
+        "available_cash_cents": 0,
+        "holdings_value_cents": 0,
+        "portfolio_value_cents": 0,
+        "equity_cents": 0,
+        "credit_line_used_cents": 0,
+        "cut_loss_equity_cents": 0,
+        "cut_loss_breached": False,
+        "positions": [{"security": 700, "qty": qty, "last_e3": 512_000, "value_cents": 0}],
+        "ts_ns": 1,
+    }
+
+
+def test_order_row_follows_reports_and_fills_are_deduplicated() -> None:
+    view = View()
+    view.sent[("A1", "c1")] = ("SMART", "B1")
+    view.apply("orders.events", report())
+    trade = report(
+        exec_id="e2",
+        exec_type="TRADE",
+        ord_status="PARTIALLY_FILLED",
+        last_px_e3=512_000,
+        last_qty=100,
+        cum_qty=100,
+        leaves_qty=200,
+        cum_notional_e3=51_200_000,
+    )
+    updates = view.apply("orders.events", trade)
+    view.apply("orders.events", trade)  # a replayed report changes nothing
+    [row] = view.orders_of("A1")
+    assert row["route"] == "SMART" and row["batch_id"] == "B1"
+    assert (row["order_qty"], row["cum_qty"], row["leaves_qty"]) == (300, 100, 200)
+    assert row["avg_px_e3"] == 512_000
+    assert [f["exec_id"] for f in row["fills"]] == ["e2"]
+    assert any(u.message["type"] == "exec" and u.key == "A1" for u in updates)
+
+
+def test_cancel_report_addresses_the_original_order() -> None:
+    view = View()
+    view.apply("orders.events", report())
+    view.apply(
+        "orders.events",
+        report(
+            exec_id="e3",
+            cl_ord_id="x9",
+            orig_cl_ord_id="c1",
+            exec_type="CANCELED",
+            ord_status="CANCELED",
+            leaves_qty=0,
+        ),
+    )
+    [row] = view.orders_of("A1")
+    assert row["cl_ord_id"] == "c1" and row["status"] == "CANCELED"
+
+
+def test_child_reports_and_yesterdays_are_left_out() -> None:
+    view = View(day_start_ns=5)
+    view.apply("orders.events", report(parent_id="c0", cl_ord_id="child"))
+    view.apply("orders.events", report(cl_ord_id="old", ts_ns=1))
+    assert view.orders_of("A1") == []
+
+
+def test_inventory_available_is_less_open_sells() -> None:
+    view = View()
+    view.apply("ledger.balances", snapshot(1_000))
+    view.apply("orders.events", report())  # an open sell of 300
+    [position] = view.inventory("A1")
+    assert position["qty"] == 1_000 and position["available_qty"] == 700
+
+
+def test_depth_update_is_keyed_by_venue_and_security() -> None:
+    view = View()
+    depth = {
+        "venue": "HKEX",
+        "security": 700,
+        "bids": [{"price_e3": 511_500, "qty": 100, "orders": 2}],
+        "asks": [],
+        "seq": 3,
+        "ts_ns": 9,
+    }
+    [update] = view.apply("md.depth", depth)
+    assert update.channel == "depth" and update.key == ("HKEX", 700)
+    assert update.message["bids"] == [{"price_e3": 511_500, "qty": 100, "count": 2}]
+
+
+def test_movers_rank_by_change_against_previous_close() -> None:
+    view = View()
+    for security, prev in ((1, 100_000), (2, 100_000), (3, 100_000)):
+        view.apply(
+            "reference.instruments",
+            {
+                "security": security,
+                "name": str(security),
+                "currency": "HKD",
+                "board_lot": 100,
+                "spread_table": "01",
+                "prev_close_e3": prev,
+                "enabled": True,
+                "ts_ns": 0,
+            },
+        )
+    for security, price in ((1, 110_000), (2, 95_000)):
+        view.apply(
+            "md.trades",
+            {
+                "venue": "INTERNAL",
+                "security": security,
+                "trade_id": "t",
+                "price_e3": price,
+                "qty": 100,
+                "aggressor": None,
+                "ts_ns": 0,
+            },
+        )
+    movers = view.movers()
+    assert [r["security"] for r in movers["top"]] == [1]
+    assert [r["security"] for r in movers["bottom"]] == [2]
+    assert movers["top"][0]["change_bp"] == 1_000
