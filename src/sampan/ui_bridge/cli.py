@@ -15,7 +15,10 @@ from typing import Any
 
 from sampan.config import settings
 from sampan.errors import SampanError
-from sampan.ui_bridge.auth import BadPassword, Role
+
+# The roles of sampan.ui_bridge.auth.Role, named here so that `sampan --help` does not load
+# Argon2 (a unit test keeps the two equal).
+ROLES = ("trader", "risk", "auditor", "admin")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -53,6 +56,8 @@ def _store() -> Any:
 
 
 def _users(args: argparse.Namespace) -> int:
+    from sampan.ui_bridge.auth import BadPassword, Role
+
     store = _store()
     if args.action == "migrate":
         print("users schema migrated")
@@ -108,7 +113,7 @@ def register(subparsers: Any) -> None:
     actions = users.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a user (password from stdin or --password-file)")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=[str(r) for r in Role])
+    add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--member", help="the member firm of a trader (traders only)")
     add.add_argument("--password-file", help="read the password from the first line of this file")
     passwd = actions.add_parser("passwd", help="set a user's password (stdin or --password-file)")

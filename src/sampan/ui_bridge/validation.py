@@ -20,7 +20,7 @@ BODY_BYTES_MAX = 256 * 1024
 BATCH_ORDERS_MAX = 200
 CL_ORD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,40}$")
 ACCOUNT = re.compile(r"^[A-Za-z0-9._:-]{1,40}$")
-SIDES = ("BUY", "SELL")
+SIDES = ("BUY", "SELL", "SELL_SHORT")
 ROUTES = ("INTERNAL", "HKEX", "SMART")
 TIFS = ("DAY", "IOC", "FOK")
 

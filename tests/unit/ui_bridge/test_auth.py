@@ -101,3 +101,9 @@ def test_throttle_success_clears_and_keys_are_bounded() -> None:
     for i in range(100):
         throttle.failed(f"k{i}", 2.0 + i)
     assert len(throttle._failures) <= 10
+
+
+def test_cli_roles_are_the_roles() -> None:
+    from sampan.ui_bridge.cli import ROLES
+
+    assert tuple(str(r) for r in Role) == ROLES
