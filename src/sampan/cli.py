@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.omd_ingest.cli",
     "sampan.ui_bridge.cli",
     "sampan.bench",
+    "sampan.tools.audit_cli",
 )
 
 

@@ -10,6 +10,7 @@ the local stack (`sampan stack up`) or an existing Kafka cluster and PostgreSQL 
 | SAMPAN_DATABASE_URL | postgresql://sampan@127.0.0.1:15432/sampan | PostgreSQL URL (libpq form) |
 | SAMPAN_TOPIC_PREFIX | (empty) | prefix for every topic name, to share a cluster between venues |
 | SAMPAN_REPLICATION_FACTOR | 1 | replication factor for `topics apply` on a real cluster |
+| SAMPAN_AUDIT_RETENTION_DAYS | (never) | retention of the audit topics (`topics.AUDIT_TOPICS`) |
 | SAMPAN_STATE_DIR | ./.state | where the local stack keeps data, logs and pids |
 | SAMPAN_KAFKA_PORT / SAMPAN_KAFKA_CONTROLLER_PORT | 19092 / 19093 | local broker ports |
 | SAMPAN_PG_PORT | 15432 | local PostgreSQL port |

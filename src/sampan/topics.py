@@ -15,6 +15,25 @@ NEVER = -1
 # A matcher snapshot holds whole books; it may exceed the broker's 1 MiB default record size.
 SNAPSHOT_BYTES_MAX = 64 * 1024 * 1024
 LARGE_RECORD_TOPICS = frozenset({"matcher.snapshots"})
+# The records a Hong Kong broker keeps for years (orders, their outcomes, every execution, the
+# drop copy, and what could not be processed): never expire unless a deployment sets
+# SAMPAN_AUDIT_RETENTION_DAYS (`topics apply` reads it).
+AUDIT_TOPICS = frozenset(
+    {
+        "orders.requests",
+        "orders.internal",
+        "orders.events",
+        "fills",
+        "hkex.dropcopy",
+        "orders.requests.dlq",
+        "orders.internal.dlq",
+        "orders.events.dlq",
+        "fills.dlq",
+        "hkex.dropcopy.dlq",
+        "reference.instruments.dlq",
+        "reference.accounts.dlq",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +48,16 @@ class Topic:
     writers: tuple[str, ...]
     readers: tuple[str, ...]
 
-    def configs(self, replication_factor: int) -> dict[str, str]:
-        """The topic-level configs `topics apply` sets and checks for drift."""
+    def configs(self, replication_factor: int, audit_retention_ms: int = NEVER) -> dict[str, str]:
+        """The topic-level configs `topics apply` sets and checks for drift. An audit topic
+        keeps its records for `audit_retention_ms` (a deployment's choice; never by default)."""
         configs = {
             "cleanup.policy": self.cleanup,
             "min.insync.replicas": str(min(self.min_isr, replication_factor)),
         }
         if self.cleanup == "delete":
-            configs["retention.ms"] = str(self.retention_ms)
+            retention_ms = audit_retention_ms if self.name in AUDIT_TOPICS else self.retention_ms
+            configs["retention.ms"] = str(retention_ms)
         if self.name in LARGE_RECORD_TOPICS:
             configs["max.message.bytes"] = str(SNAPSHOT_BYTES_MAX)
         return configs
@@ -65,12 +86,12 @@ CATALOG: tuple[Topic, ...] = (
         "OrderCommand",
         3,
         "delete",
-        365,
+        NEVER,
         ("ui_bridge", "api"),
         ("router",),
     ),
     _topic(
-        "orders.internal", "security", "OrderCommand", 3, "delete", 30, ("router",), ("matcher",)
+        "orders.internal", "security", "OrderCommand", 3, "delete", NEVER, ("router",), ("matcher",)
     ),
     _topic(
         "orders.events",
@@ -78,13 +99,13 @@ CATALOG: tuple[Topic, ...] = (
         "ExecutionReport",
         3,
         "delete",
-        365,
+        NEVER,
         ("matcher", "router"),
         ("ui_bridge", "router", "audit"),
     ),
     _topic(
         "fills",
-        "account",
+        "aggressor's account (HKEX: the member's)",
         "Fill",
         3,
         "delete",
@@ -211,7 +232,7 @@ DEAD_LETTERS: tuple[Topic, ...] = tuple(
         "DeadLetter",
         1,
         "delete",
-        365,
+        NEVER,
         ("any agent",),
         ("operators",),
     )

@@ -7,12 +7,13 @@ catalog is reported as drift (exit status 1) for an operator to decide on.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from sampan import topics
 from sampan.config import Settings, settings
-from sampan.errors import StackError
+from sampan.errors import ConfigError, StackError
 
 ADMIN_TIMEOUT_S = 30.0
 
@@ -22,6 +23,19 @@ class ApplyResult:
     created: list[str]
     unchanged: list[str]
     drift: list[str]
+
+
+def audit_retention_ms() -> int:
+    """The audit topics' retention: SAMPAN_AUDIT_RETENTION_DAYS, else never expire."""
+    raw = os.environ.get("SAMPAN_AUDIT_RETENTION_DAYS", "").strip()
+    if not raw:
+        return topics.NEVER
+    if not raw.isdigit() or int(raw) == 0:
+        raise ConfigError(
+            f"SAMPAN_AUDIT_RETENTION_DAYS={raw!r}: a whole number of days above 0, or unset "
+            "to keep the audit topics forever"
+        )
+    return int(raw) * topics.DAY_MS
 
 
 def _policy(topic: topics.Topic) -> str:
@@ -66,12 +80,13 @@ def apply(current: Settings) -> ApplyResult:
     except KafkaException as error:
         raise StackError(f"cannot list topics on {current.kafka_bootstrap}: {error}") from None
     rf = current.replication_factor
+    audit_ms = audit_retention_ms()
     missing = [t for t in topics.ALL if current.topic(t.name) not in existing]
     created: list[str] = []
     if missing:
         futures = admin.create_topics(
             [
-                NewTopic(current.topic(t.name), t.partitions, rf, config=t.configs(rf))
+                NewTopic(current.topic(t.name), t.partitions, rf, config=t.configs(rf, audit_ms))
                 for t in missing
             ],
             operation_timeout=ADMIN_TIMEOUT_S,
@@ -98,7 +113,7 @@ def apply(current: Settings) -> ApplyResult:
             if partitions != t.partitions:
                 drift.append(f"{name}: {partitions} partitions, catalog says {t.partitions}")
             actual = configs_by_name[name]
-            for key, wanted in t.configs(rf).items():
+            for key, wanted in t.configs(rf, audit_ms).items():
                 value = actual[key].value if key in actual else None
                 if value != wanted:
                     drift.append(f"{name}: {key}={value}, catalog says {wanted}")

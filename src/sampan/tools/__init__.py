@@ -1,0 +1,1 @@
+"""Tools outside the process packages: the demo, the venue supervisor, benchmarks, audit."""
