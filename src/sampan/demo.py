@@ -245,22 +245,33 @@ def _run_agent(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    from sampan.demo_live import register_live
+
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole venue on the local stack: a scripted session and a summary",
+        help="run the whole venue live with simulated members, until Ctrl-C",
         description=(
             "Starts the local stack (unless SAMPAN_KAFKA_BOOTSTRAP points elsewhere), applies "
-            "the topic catalog under a fresh prefix, seeds reference data, starts every venue "
-            "process (hkex-sim, omd-ingest, matcher, router, ledger-sink, dropcopy, recon), "
-            "sends a scripted trading session and prints what happened. `sampan demo pipeline` "
-            "runs the older one-agent pipeline; `sampan demo agent` runs only its agent."
+            "the topic catalog under a fresh prefix, seeds reference data and accounts, starts "
+            "every venue process (hkex-sim with liquidity, omd-ingest, matcher, router, "
+            "ledger-sink, dropcopy, recon, ui) supervised (a process that dies is restarted "
+            "and reported), creates the demo users, prints the URL and the logins, and keeps "
+            "simulated members trading with each other and with HKEX until Ctrl-C or "
+            "--duration. `sampan demo script` runs the scripted session and prints its "
+            "summary; `sampan demo pipeline` runs the one-agent pipeline; `sampan demo agent` "
+            "runs only its agent."
         ),
     )
-    parser.add_argument(
+    register_live(parser)
+    parser.set_defaults(handler=_run_live_demo)
+    sub = parser.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
+    script = sub.add_parser(
+        "script", help="the scripted session on the whole venue, its summary, then stop"
+    )
+    script.add_argument(
         "--keep-logs", action="store_true", help="print where the process logs are kept"
     )
-    parser.set_defaults(handler=_run_venue_demo)
-    sub = parser.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
+    script.set_defaults(handler=_run_venue_demo)
     pipeline = sub.add_parser("pipeline", help="the acknowledging agent's pipeline demo")
     pipeline.add_argument(
         "--orders", type=int, default=1000, help="order commands to send (default 1000)"
@@ -274,6 +285,12 @@ def register(subparsers: Any) -> None:
         "--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)"
     )
     agent.set_defaults(handler=_run_agent)
+
+
+def _run_live_demo(args: argparse.Namespace) -> int:
+    from sampan.demo_live import run_live_demo
+
+    return run_live_demo(args)
 
 
 def _run_venue_demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`sampan demo`: the whole venue on the local stack, a scripted session and its summary.
+"""`sampan demo script`: the whole venue on the local stack, a scripted session and its summary.
 
 Starts every venue process under `sampan.venue.Supervisor` (hkex-sim with OMD-C, omd-ingest,
 matcher, router, ledger-sink, dropcopy, recon) against a fresh topic prefix and ledger schema,

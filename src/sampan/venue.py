@@ -13,6 +13,8 @@ Guarantees:
   and a timeout names the process, what it waited for, and ends with the tail of its log.
 - A process that exits while it is awaited, or that is found dead by `check`, raises
   `VenueError` with its exit status and the tail of its log.
+- `restart_dead` restarts a process that died, with the same spec, reports the death and the
+  restart, and gives up loudly after a bounded number of restarts.
 - `stop` (and leaving the `with` block, on any exception including KeyboardInterrupt) never
   leaves a process it started running: SIGKILL follows SIGTERM after `stop_timeout_s`.
   A process is only ever signalled by its own pid (never by name or process group).
@@ -34,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -102,6 +104,8 @@ class Managed:
         self.spec = spec
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("ab")
+        # A restarted process appends to its log: readiness is judged on this run's lines only.
+        self._log_start = self._log.tell()
         self.started_at = time.monotonic()
         try:
             self.popen = subprocess.Popen(
@@ -127,7 +131,9 @@ class Managed:
 
     def ready(self) -> bool:
         if self.spec.ready_log:
-            text = self.log_path.read_bytes().decode(errors="replace")
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_start)
+                text = f.read().decode(errors="replace")
             if not all(marker in text for marker in self.spec.ready_log):
                 return False
         return self.spec.ready_port is None or _port_open(self.spec.ready_port)
@@ -156,6 +162,7 @@ class Supervisor:
         self.env = dict(os.environ if env is None else env)
         self.stop_timeout_s = stop_timeout_s
         self.processes: dict[str, Managed] = {}
+        self.restarts: dict[str, int] = {}  # name → times restarted by `restart_dead`
 
     def __enter__(self) -> Supervisor:
         return self
@@ -208,6 +215,34 @@ class Supervisor:
             if not managed.alive():
                 raise managed.died()
 
+    def restart_dead(self, restarts_max: int, report: Callable[[str], None]) -> list[str]:
+        """Restart every process that has exited, with its own spec and log (appended), and
+        wait (bounded) until it is ready again; `report` gets one line per death and restart.
+
+        A process that has already been restarted `restarts_max` times is not restarted again:
+        `VenueError` with its status and log tail, so a crash loop stops the venue loudly."""
+        restarted: list[str] = []
+        for name, managed in list(self.processes.items()):
+            if managed.alive():
+                continue
+            report(
+                f"{name} (pid {managed.pid}) exited with status {managed.popen.returncode}; "
+                f"last log lines:\n{_last_lines(managed.tail(), 5)}"
+            )
+            count = self.restarts.get(name, 0)
+            if count >= restarts_max:
+                raise VenueError(
+                    f"{name} died {count + 1} times; not restarting it again. "
+                    f"log {managed.log_path}"
+                )
+            managed.close_log()
+            del self.processes[name]
+            self.restarts[name] = count + 1
+            self.start([managed.spec])
+            report(f"{name} restarted (pid {self.processes[name].pid}, restart {count + 1})")
+            restarted.append(name)
+        return restarted
+
     def __getitem__(self, name: str) -> Managed:
         return self.processes[name]
 
@@ -238,6 +273,10 @@ class Supervisor:
             managed.close_log()
             del self.processes[managed.spec.name]
         return statuses
+
+
+def _last_lines(text: str, count: int) -> str:
+    return "\n".join("    " + line for line in text.strip().splitlines()[-count:])
 
 
 def free_tcp_ports(count: int) -> list[int]:

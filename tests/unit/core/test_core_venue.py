@@ -127,3 +127,33 @@ def test_venue_specs_start_with_the_simulator_on_its_ports(tmp_path: Path) -> No
     router = next(s for s in specs if s.name == "router")
     assert str(ports.ocg) in router.command
     assert len(set(astuple(ports))) == 7
+
+
+def test_restart_dead_reports_restarts_and_gives_up_after_the_bound(tmp_path: Path) -> None:
+    # The process prints its start, then dies after a moment: each restart appends to its log.
+    code = "import time; print('up', flush=True); time.sleep(0.3); raise SystemExit(3)"
+    lines: list[str] = []
+    with Supervisor(tmp_path, stop_timeout_s=5) as sup:
+        sup.start(
+            [
+                ProcessSpec("flaky", py(code), ready_log=("up",)),
+                ProcessSpec("steady", py(SERVE), ready_log=("ready",)),
+            ]
+        )
+        steady = sup["steady"].pid
+        for attempt in (1, 2):
+            deadline = time.monotonic() + 5
+            while sup["flaky"].alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = sup["flaky"].pid
+            assert sup.restart_dead(2, lines.append) == ["flaky"]
+            assert sup["flaky"].pid != before and sup.restarts["flaky"] == attempt
+        assert any("exited with status 3" in line for line in lines)
+        assert sum("restarted" in line for line in lines) == 2
+        assert sup["steady"].pid == steady and sup["steady"].alive()
+        deadline = time.monotonic() + 5
+        while sup["flaky"].alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(VenueError, match="died 3 times"):
+            sup.restart_dead(2, lines.append)
+    assert (tmp_path / "flaky.log").read_text().count("up") == 3
