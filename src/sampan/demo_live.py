@@ -269,13 +269,6 @@ def ui_spec(port: int) -> Any:
     )
 
 
-def ui_available() -> bool:
-    """Whether this checkout has the `sampan ui` server (the screen and its users)."""
-    import importlib.util
-
-    return importlib.util.find_spec("sampan.ui_bridge.cli") is not None
-
-
 def create_users(env: dict[str, str]) -> None:
     """The demo users, through `sampan users add` (password on stdin)."""
     import subprocess
@@ -305,19 +298,23 @@ def run_live_demo(args: argparse.Namespace) -> int:
         for line in stack.up(base):
             print(f"stack: {line}")
     run_id = f"live{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "SAMPAN_TOPIC_PREFIX": f"{run_id}.", "SAMPAN_LEDGER_SCHEMA": run_id}
+    env = {
+        **os.environ,
+        "SAMPAN_TOPIC_PREFIX": f"{run_id}.",
+        "SAMPAN_LEDGER_SCHEMA": run_id,
+        "SAMPAN_UI_SCHEMA": f"{run_id}_ui",  # the demo users of this run
+    }
     os.environ.update(env)  # this process writes the same topics and schema as its children
     current = settings()
     seed_venue(current, run_id)
     state_dir = current.state_dir / "demo" / run_id
     ports = VenuePorts.free()
     options = VenueOptions(state_dir, run_id, market_rate=args.hkex_rate)
-    with_ui = ui_available()
     specs = [
         # On a busy machine a Python process can take a while to log on: wait longer than
         # the tests do, still bounded.
         replace(spec, ready_timeout_s=max(spec.ready_timeout_s, READY_TIMEOUT_S))
-        for spec in (*venue_specs(ports, options), *([ui_spec(args.port)] if with_ui else []))
+        for spec in (*venue_specs(ports, options), ui_spec(args.port))
     ]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     flow = MemberFlow(SIM_SEEDS, listings(), FlowConfig(seed=args.seed), run_id)
@@ -331,14 +328,11 @@ def run_live_demo(args: argparse.Namespace) -> int:
             venue.start(specs[:1], progress=True)
             print("starting " + ", ".join(s.name for s in specs[1:]))
             venue.start(specs[1:], progress=True)
-            if with_ui:
-                create_users(env)
-                print(f"\nsampan is live: http://127.0.0.1:{args.port}/")
-                for username, password, role, member in DEMO_USERS:
-                    scope = f"member {member}'s accounts" if member else "every account"
-                    print(f"  {username:<8} / {password:<14} {role:<8} ({scope})")
-            else:
-                print("\nsampan is live (this checkout has no `sampan ui`: no screen)")
+            create_users(env)
+            print(f"\nsampan is live: http://127.0.0.1:{args.port}/")
+            for username, password, role, member in DEMO_USERS:
+                scope = f"member {member}'s accounts" if member else "every account"
+                print(f"  {username:<8} / {password:<14} {role:<8} ({scope})")
             print(f"logs in {state_dir / 'logs'}; Ctrl-C stops everything\n")
             last_check = last_status = time.monotonic()
             for now in _ticks(args.rate, args.duration):

@@ -93,9 +93,9 @@ const PART_A_UPPERS = [[250, 1], [500, 5], [10000, 10], [20000, 10], [50000, 20]
   [200000, 100], [500000, 200], [1000000, 500], [2000000, 1000], [5000000, 2000], [9995000, 5000]];
 const PRICE_MAX_E3 = 9995000n;
 
-// The tick at `priceE3`. An instrument's `tick_table` is [[from_price_e3, tick_e3], ...]: a
-// price at or above `from` uses `tick`. A band boundary is on both neighbouring ticks, so the
-// "from" and "upper" conventions agree on whether a price is on tick.
+// The tick at `priceE3`. An instrument's `tick_table` is [[from_e3, tick_e3], ...]: a price
+// above `from` (up to and including the next row's `from`) moves in steps of `tick`; the first
+// row starts at 0. That is HKEX's inclusive upper bound, as the matcher holds it.
 function tickOf(inst, priceE3) {
   const table = inst && inst.tick_table && inst.tick_table.length ? inst.tick_table : null;
   if (!table) {
@@ -103,7 +103,7 @@ function tickOf(inst, priceE3) {
     return BigInt(PART_A_UPPERS[PART_A_UPPERS.length - 1][1]);
   }
   let tick = Money.big(table[0][1]);
-  for (const [from, t] of table) if (priceE3 >= Money.big(from)) tick = Money.big(t);
+  for (const [from, t] of table) if (priceE3 > Money.big(from)) tick = Money.big(t);
   return tick;
 }
 function stepPrice(inst, priceE3, up) {
@@ -242,9 +242,13 @@ async function start(user) {
   $("#who-role").textContent = user.role;
   const officer = user.role === "risk" || user.role === "auditor" || user.role === "admin";
   $("#tab-risk").hidden = !officer;
-  const readOnly = user.role === "auditor";
+  // Only traders place orders; the others see the ticket's checks but cannot send.
+  const readOnly = user.role !== "trader";
   $("#t-order").disabled = readOnly;
+  $("#t-stage").disabled = readOnly;
   $("#batch-submit").disabled = readOnly;
+  $("#t-result").className = "result";
+  $("#t-result").textContent = readOnly ? `A ${user.role} user does not place orders.` : "";
 
   const [instruments, accounts] = await Promise.all([api("GET", "/api/instruments"), api("GET", "/api/accounts")]);
   S.instruments.clear();
@@ -322,6 +326,7 @@ function connect() {
     send({ op: "subscribe", channel: "market" });
     if (S.account) send({ op: "subscribe", channel: "account", account: S.account });
     if (S.security) send({ op: "subscribe", channel: "depth", security: S.security });
+    if (S.user.role === "risk" || S.user.role === "auditor") send({ op: "subscribe", channel: "recon" });
   };
   ws.onmessage = (ev) => {
     let msg;
@@ -332,7 +337,11 @@ function connect() {
     $("#conn").classList.remove("live");
     $("#conn").title = "disconnected" + (ev.reason ? ": " + ev.reason : "");
     if (S.ws !== ws || !S.user) return;
-    if (ev.code === 1008 && /auth|session|login/i.test(ev.reason || "")) { showLogin("Your session ended; log in again."); return; }
+    if (ev.code === 1008) {
+      // Refused as not logged in (or the session ended): ask the server who we are.
+      api("GET", "/api/me").then(() => setTimeout(connect, S.wsBackoffMs)).catch(() => showLogin("Your session ended; log in again."));
+      return;
+    }
     // Reconnect with a bounded back-off, then reload what may have been missed.
     setTimeout(() => { if (S.ws === ws && S.user) { connect(); loadAccount(); } }, S.wsBackoffMs);
     S.wsBackoffMs = Math.min(S.wsBackoffMs * 2, WS_BACKOFF_MAX_MS);
@@ -350,6 +359,7 @@ function onMessage(msg) {
       const sec = Number(msg.security);
       const entry = S.stats.get(sec) || {};
       entry[msg.venue || "INTERNAL"] = msg;
+      entry.latest = msg;
       S.stats.set(sec, entry);
       scheduleWatch();
       if (sec === S.security) scheduleQuote();
@@ -401,6 +411,7 @@ function onExec(er) {
     o.leaves_qty = er.leaves_qty;
     o.order_qty = er.order_qty;
     o.price_e3 = er.price_e3;
+    if (er.batch_id) o.batch_id = er.batch_id;
     const cum = Money.big(er.cum_qty);
     if (cum && cum > 0n) o.avg_px_e3 = (Money.big(er.cum_notional_e3) + cum / 2n) / cum;
   } else {
@@ -478,8 +489,8 @@ function renderHeader(flash = false) {
 
 function lastOf(security) {
   const st = S.stats.get(security) || {};
-  let best = null;
-  for (const v of ["INTERNAL", "HKEX"]) {
+  let best = st.latest && st.latest.last_e3 !== null && st.latest.last_e3 !== undefined ? st.latest : null;
+  if (!best) for (const v of ["INTERNAL", "HKEX"]) {
     const s = st[v];
     if (s && s.last_e3 !== null && s.last_e3 !== undefined && (!best || Money.big(s.ts_ns) > Money.big(best.ts_ns))) best = s;
   }
@@ -499,18 +510,19 @@ function renderQuote() {
   const chg = $("#d-change");
   chg.textContent = q.last !== null ? Money.pct(q.bp) : "";
   chg.className = "chg " + (q.bp === null ? "" : Money.sign(q.bp));
-  const st = S.stats.get(S.security) || {};
   const cells = [];
   for (const v of ["INTERNAL", "HKEX"]) {
-    const s = st[v];
     const d = S.depth.get(`${v}:${S.security}`);
-    const bid = d && d.bids && d.bids[0], ask = d && d.asks && d.asks[0];
+    const bids = (d && d.bids) || [], asks = (d && d.asks) || [];
+    const bid = bids[0], ask = asks[0];
     const spread = bid && ask ? Money.e3(Money.big(ask.price_e3) - Money.big(bid.price_e3)) : "—";
-    const f = (x) => (s && s[x] !== null && s[x] !== undefined ? Money.e3(s[x]) : "—");
+    const total = (side) => side.reduce((n, l) => n + Money.big(l.qty), 0n);
     cells.push(el("span", { class: "vs-venue" }, v === "HKEX" ? "HKEX" : "Internal"),
-      el("span", {}, "open ", el("b", {}, f("open_e3"))), el("span", {}, "high ", el("b", {}, f("high_e3"))),
-      el("span", {}, "low ", el("b", {}, f("low_e3"))), el("span", {}, "vol ", el("b", {}, s && s.volume !== undefined ? Money.qty(s.volume) : "—")),
-      el("span", {}, "spread ", el("b", {}, spread)));
+      el("span", {}, "bid ", el("b", { class: "gain" }, bid ? Money.e3(bid.price_e3) : "—")),
+      el("span", {}, "ask ", el("b", { class: "loss" }, ask ? Money.e3(ask.price_e3) : "—")),
+      el("span", {}, "spread ", el("b", {}, spread)),
+      el("span", {}, "5-level bids ", el("b", {}, Money.qty(total(bids)))),
+      el("span", {}, "asks ", el("b", {}, Money.qty(total(asks)))));
   }
   $("#venue-stats").replaceChildren(...cells);
 }
@@ -614,7 +626,7 @@ function renderOrders() {
       el("td", { class: "num" }, o.avg_px_e3 !== null && o.avg_px_e3 !== undefined && Money.big(o.cum_qty) > 0n ? Money.e3(o.avg_px_e3) : ""),
       el("td", {}, el("span", { class: "st st-" + o.status }, o.status), o.reject_reason ? el("div", { class: "reason" }, reasonText(o.reject_reason, o.text)) : ""),
       el("td", { class: "fills" }, fills),
-      el("td", {}, open && S.user.role !== "auditor" ? el("button", { class: "ghost", onclick: () => cancelOrder(o) }, "Cancel") : ""),
+      el("td", {}, open && S.user.role === "trader" ? el("button", { class: "ghost", onclick: () => cancelOrder(o) }, "Cancel") : ""),
     );
     o.flash = false;
     return row;
@@ -636,7 +648,7 @@ function renderInventory() {
     const inst = S.instruments.get(sec);
     const q = lastOf(sec);
     const qty = Money.big(p.qty);
-    const last = q.last !== null ? Money.big(q.last) : q.prev !== null ? Money.big(q.prev) : null;
+    const last = p.last_e3 !== null && p.last_e3 !== undefined ? Money.big(p.last_e3) : q.last !== null ? Money.big(q.last) : q.prev !== null ? Money.big(q.prev) : null;
     const cost = p.avg_cost_e3 !== null && p.avg_cost_e3 !== undefined ? Money.big(p.avg_cost_e3) : null;
     const pnl = last !== null && cost !== null ? Money.notionalCents(last - cost, qty) : null;
     return el("tr", { dataset: { security: sec } },
@@ -785,7 +797,7 @@ function gate() {
 
 $("#ticket").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  if (S.user.role === "auditor") return;
+  if (S.user.role !== "trader") return;
   const v = gate();
   const r = $("#t-result");
   if (!v) { r.className = "result rejected"; r.textContent = "Not sent: see above."; return; }
@@ -825,7 +837,7 @@ $("#t-clear").addEventListener("click", clearTicket);
 
 $("#t-stage").addEventListener("click", stage);
 function stage() {
-  if (S.user.role === "auditor") return;
+  if (S.user.role !== "trader") return;
   const v = gate();
   if (!v) { $("#t-result").className = "result rejected"; $("#t-result").textContent = "Not staged: see above."; return; }
   S.batch.push({ ...orderBody(v), result: "" });
