@@ -610,7 +610,7 @@ async def openapi(request: Request) -> Response:
 async def health(request: Request) -> Response:
     ui = _ui(request)
     return JSONResponse(
-        {"ready": ui.hub.ready, "clients": len(ui.hub.clients), "failure": ui.failure()},
+        {"ready": ui.hub.ready, "failure": ui.failure(), **ui.hub.totals()},
         status_code=200 if ui.hub.ready else 503,
     )
 
@@ -664,6 +664,9 @@ async def websocket(ws: WebSocket) -> None:
     finally:
         ui.hub.remove(client)
         sender.cancel()
+        if sender.done() and not sender.cancelled() and sender.exception() is not None:
+            # A send to a socket the peer closed: the connection is over either way.
+            log.debug("ui: WebSocket of %s ended: %s", session.username, sender.exception())
 
 
 async def _on_ws_message(ws: WebSocket, ui: Ui, client: Client, raw: str | bytes) -> None:

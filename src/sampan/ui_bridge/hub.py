@@ -195,6 +195,17 @@ class Hub:
                     client.wake.set()
                     break
 
+    def totals(self) -> dict[str, int]:
+        """Fan-out counters since start: clients now and at most, depth messages coalesced,
+        clients closed for being slow, messages sent."""
+        return {
+            "clients": len(self.clients),
+            "clients_max": self.stats.clients,
+            "coalesced": self.stats.coalesced + sum(c.outbox.coalesced for c in self.clients),
+            "disconnected": self.stats.disconnected,
+            "sent": self.stats.sent,
+        }
+
     def periodic_movers(self) -> None:
         """Movers are recomputed on a timer, not per trade (a ranking per tick costs too much)."""
         if self._market:

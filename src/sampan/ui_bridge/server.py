@@ -126,6 +126,9 @@ def serve(
         host=host,
         port=port,
         ws_max_size=WS_FRAME_BYTES_MAX,
+        # Compression would deflate every message once per client (each has its own context):
+        # the fan-out would cost a deflate per client per update.
+        ws_per_message_deflate=False,
         log_level="info",
         lifespan="on",
         access_log=False,
