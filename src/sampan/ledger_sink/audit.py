@@ -27,7 +27,9 @@ which a sink posted fills, which a replay need not repeat. Positions compare qua
 different partitions reach a sink; the split between cost and realised P&L does (see
 positions.py), so it is not compared.
 
-Both print progress on stderr and return a list of problems; empty means all is well.
+Both print progress on stderr and return a list of problems; empty means all is well. On a
+schema that is not migrated to this code's revision both raise `db.NotMigrated`, which says
+to run `sampan ledger migrate`.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ _CHECKS: tuple[tuple[str, str], ...] = (
 
 
 def verify(settings: Settings, schema: str, progress: Progress = print_progress) -> list[str]:
+    db.require_migrated(settings, schema)
     problems: list[str] = []
     with db.connect(settings, schema, statement_timeout_ms=AUDIT_STATEMENT_TIMEOUT_MS) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -240,6 +243,7 @@ def rebuild(
     The live side is read in one repeatable-read snapshot taken before the replay, so a sink
     that keeps posting meanwhile does not disturb the comparison."""
     assert live_schema != scratch_schema, "the scratch schema must differ from the live one"
+    db.require_migrated(settings, live_schema)
     db.drop_schema(settings, scratch_schema)
     db.migrate(settings, scratch_schema)
     try:

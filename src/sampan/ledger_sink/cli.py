@@ -79,6 +79,7 @@ def run_sink(args: argparse.Namespace) -> int:
             batch_max=args.batch_max,
             db_wait_max_s=args.db_wait_max_s,
             schedule=schedule_from_env(),
+            instance_id=os.environ.get("SAMPAN_INSTANCE_ID") or "0",
         ),
     )
 
@@ -147,6 +148,7 @@ def run_movement(args: argparse.Namespace) -> int:
         time.time_ns(),
     )
     current = settings()
+    db.require_migrated(current, _schema(args))
     with db.connect(current, _schema(args)) as conn:
         try:
             result = post_movement(conn, movement, args.member)
@@ -191,7 +193,11 @@ def register(subparsers: Any) -> None:
         help="post fills to the PostgreSQL ledger, publish ledger.balances",
     )
     _common(sink)
-    sink.add_argument("--group", default=DEFAULT_GROUP, help="consumer group (default %(default)s)")
+    sink.add_argument(
+        "--group",
+        default=DEFAULT_GROUP,
+        help="consumer group, after SAMPAN_TOPIC_PREFIX (default %(default)s)",
+    )
     sink.add_argument(
         "--batch-max",
         type=int,

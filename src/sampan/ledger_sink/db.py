@@ -149,10 +149,56 @@ def connect_waiting(
             attempt += 1
 
 
+class NotMigrated(SampanError):
+    """The ledger schema is missing or older than this code (an operator's step to take)."""
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config(str(PACKAGE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the ledger has no migrations"
+    return str(head)
+
+
+def require_migrated(settings: Settings, schema: str) -> None:
+    """Raise `NotMigrated`, saying what to run, unless `schema` is at the newest revision."""
+    with connect(settings, schema) as conn:
+        table = conn.execute(
+            "SELECT to_regclass(%s)", (f'"{checked_schema(schema)}".alembic_version',)
+        ).fetchone()
+        current = None
+        if table is not None and table[0] is not None:
+            row = conn.execute(
+                f'SELECT version_num FROM "{schema}".alembic_version'  # noqa: S608
+            ).fetchone()
+            current = str(row[0]) if row else None
+        conn.rollback()
+    head = head_revision()
+    if current is None:
+        raise NotMigrated(
+            f"ledger schema {schema!r} was never migrated (no ledger tables there); "
+            f"run `sampan ledger migrate` (with SAMPAN_LEDGER_SCHEMA={schema}) first"
+        )
+    if current != head:
+        raise NotMigrated(
+            f"ledger schema {schema!r} is at revision {current}, this code needs {head}; "
+            f"run `sampan ledger migrate` (with SAMPAN_LEDGER_SCHEMA={schema}) first"
+        )
+
+
 def migrate(settings: Settings, schema: str, revision: str = "head") -> str:
     """Create or upgrade `schema` to `revision` (default the newest); returns the revision."""
     from alembic import command
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
@@ -160,8 +206,7 @@ def migrate(settings: Settings, schema: str, revision: str = "head") -> str:
     checked_schema(schema)
     url = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
     engine = create_engine(url, poolclass=NullPool)
-    config = Config(str(PACKAGE_DIR / "alembic.ini"))
-    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    config = _alembic_config()
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection

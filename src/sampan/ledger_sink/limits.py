@@ -221,7 +221,7 @@ class LimitsFollower:
                 **{
                     # Partitions are assigned, never subscribed: the group id only names the
                     # client; positions live in PostgreSQL with the rows.
-                    "group.id": f"{self.source.group_id}.limits",
+                    "group.id": self.settings.topic(f"{self.source.group_id}.limits"),
                     "isolation.level": "read_committed",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,

@@ -6,6 +6,10 @@ Guarantees:
   the stored offsets; Kafka's committed offsets are written too, after the database commit,
   for lag monitoring only and never read;
 - bounded: at most `batch_max` records per poll and per transaction;
+- prompt: what has arrived is posted as soon as the previous batch is committed, never held
+  back waiting for a full batch;
+- a restarted sink with the same SAMPAN_INSTANCE_ID rejoins its group as the same static
+  member, so it gets its partitions back at once (its group carries SAMPAN_TOPIC_PREFIX);
 - PostgreSQL down or restarting: the batch in hand is retried on a new connection with
   bounded backoff, logging what it waits for, for at most `db_wait_max_s`, then the process
   exits non-zero (a supervisor restarts it; nothing is lost because nothing was committed);
@@ -64,7 +68,10 @@ from sampan.streams.letters import dead_letter
 log = logging.getLogger(__name__)
 
 BATCH_MAX_DEFAULT = 2_000
-POLL_TIMEOUT_S = 0.5
+POLL_TIMEOUT_S = 0.5  # idle: how long one poll waits for a first record
+# Busy: how long one poll waits while a batch is in flight, which bounds how late the loop
+# notices that the worker is free (a commit takes tens of milliseconds).
+BUSY_POLL_S = 0.002
 CONFLICT_RETRIES_MAX = 5  # a concurrent sink inserted the same fill; retrying sees it
 DELIVERY_TIMEOUT_S = 30.0
 PROGRESS_EVERY_S = 10.0
@@ -72,6 +79,7 @@ CLOSE_TIMEOUT_S = 10.0
 # How long a batch may take beyond the reconnect deadline (`db_wait_max_s`): its dead letters'
 # delivery, then a couple of statements at their timeout.
 JOB_MARGIN_S = DELIVERY_TIMEOUT_S + 2 * db.STATEMENT_TIMEOUT_MS / 1000
+SESSION_TIMEOUT_MS = 10_000  # as the streams runtime's agents
 LIMITS_JOIN_TIMEOUT_S = 40.0  # the follower's poll, plus its dead letters' delivery timeout
 # A batch allocates tens of thousands of short-lived objects (records, fills, transfers), all
 # freed by reference counting; with CPython's default threshold (700) the cyclic collector ran
@@ -105,6 +113,7 @@ class SinkOptions:
     poll_timeout_s: float = POLL_TIMEOUT_S
     db_wait_max_s: float = db.DB_WAIT_MAX_S
     schedule: tuple[ChargeRule, ...] = field(default_factory=default_schedule)
+    instance_id: str = "0"  # SAMPAN_INSTANCE_ID: the static group member's id (live mode)
     publish: bool = True  # snapshots and dead letters; rebuild and bench turn it off
     # Replay mode (rebuild, bench): assign every partition instead of joining the group, and
     # stop once each partition's next offset reaches this (exclusive end offsets).
@@ -112,6 +121,35 @@ class SinkOptions:
     # Follow reference.accounts into the accounts table (live mode only; rebuild replays it
     # itself, up to the live ledger's offsets).
     follow_limits: bool = True
+
+
+def consumer_config(
+    settings: Settings, group_id: str, instance_id: str | None, job_timeout_s: float
+) -> dict[str, Any]:
+    """The sink's consumer settings. The group carries the topic prefix, as every agent's
+    does, so venues (or tests) sharing a cluster never share a group. With an `instance_id`
+    (live mode) the member is static: a restarted sink with the same SAMPAN_INSTANCE_ID takes
+    its partitions back at once instead of waiting for its predecessor's session to time out;
+    replay mode assigns partitions and joins no group, so it has none."""
+    config: dict[str, Any] = {
+        "group.id": settings.topic(group_id),
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",
+        # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
+        "max.poll.interval.ms": int(max(300.0, job_timeout_s + 30) * 1000),
+        # A sink that died without leaving (SIGKILL, host lost) and does not come back
+        # releases its partitions to the other instances after this long.
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "fetch.min.bytes": 1,
+        "fetch.wait.max.ms": 100,
+        "queued.max.messages.kbytes": 65_536,
+    }
+    if instance_id is not None:
+        config["group.instance.id"] = f"{settings.topic(group_id)}-{instance_id}"
+    return settings.kafka(**config)
 
 
 class LedgerSink:
@@ -218,21 +256,11 @@ class LedgerSink:
         from confluent_kafka import Consumer
 
         return Consumer(
-            self.settings.kafka(
-                **{
-                    "group.id": self.options.group_id,
-                    "isolation.level": "read_committed",
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    "partition.assignment.strategy": "range",
-                    # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
-                    "max.poll.interval.ms": int(max(300.0, self._job_timeout_s() + 30) * 1000),
-                    "session.timeout.ms": 30_000,
-                    "fetch.min.bytes": 1,
-                    "fetch.wait.max.ms": 100,
-                    "queued.max.messages.kbytes": 65_536,
-                }
+            consumer_config(
+                self.settings,
+                self.options.group_id,
+                self.options.instance_id if self.options.stop_at is None else None,
+                self._job_timeout_s(),
             )
         )
 
@@ -482,19 +510,28 @@ class LedgerSink:
         return thread
 
     def _loop(self, consumer: Any, pool: ThreadPoolExecutor) -> None:
+        """Post what has arrived as soon as the previous batch is committed: a batch is
+        whatever came while the worker was busy (at most `batch_max`), never held back to
+        fill up. While the worker posts, this thread decodes what arrives meanwhile."""
         last_log = time.monotonic()
         stop_at = self.options.stop_at
+        pending: list[Item] = []
         while not self._stopping:
-            if stop_at is not None and self._done >= set(stop_at):
+            if stop_at is not None and self._done >= set(stop_at) and not pending:
                 break
-            messages = consumer.consume(self.options.batch_max, self.options.poll_timeout_s)
-            items = self._items(messages)
-            if items and not self.stats.first_record_at:
+            busy = self._inflight is not None and not self._inflight[0].done()
+            room = self.options.batch_max - len(pending)
+            if room > 0:
+                pending.extend(self._items(self._take(consumer, room, busy or bool(pending))))
+            if pending and not self.stats.first_record_at:
                 self.stats.first_record_at = time.monotonic()
+            if busy and room > 0 and not self._inflight_done():
+                continue  # keep decoding until the worker is free or the batch is full
             if not self._drain(consumer):
                 break
-            if items:
-                self._inflight = (pool.submit(self._job, items), items)
+            if pending:
+                self._inflight = (pool.submit(self._job, pending), pending)
+                pending = []
             elif self._pending_snapshots or self._requested:
                 self._inflight = (pool.submit(self._publish_snapshots_ok), [])
             if time.monotonic() - last_log >= PROGRESS_EVERY_S:
@@ -508,6 +545,21 @@ class LedgerSink:
                     s.rejected,
                     s.batches,
                 )
+
+    def _inflight_done(self) -> bool:
+        return self._inflight is None or self._inflight[0].done()
+
+    def _take(self, consumer: Any, room: int, busy: bool) -> list[Any]:
+        """Up to `room` records. Busy (a batch in flight or records in hand): what arrives
+        within `BUSY_POLL_S`, so the loop notices the worker finishing. Idle: wait up to the
+        poll timeout for the first record only, then take what is already there."""
+        if busy:
+            messages: list[Any] = consumer.consume(room, BUSY_POLL_S)
+            return messages
+        first = consumer.poll(self.options.poll_timeout_s)
+        if first is None:
+            return []
+        return [first, *consumer.consume(room - 1, 0)] if room > 1 else [first]
 
     def _publish_snapshots_ok(self) -> bool:
         self._publish_snapshots()

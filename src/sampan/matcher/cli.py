@@ -29,7 +29,9 @@ def _run(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     result = verify(settings(), progress=not args.quiet)
     print(result.summary())
-    return 0 if result.difference is None else 1
+    if result.difference is not None:
+        return 1
+    return 3 if result.behind is not None else 0
 
 
 def register(subparsers: Any) -> None:
@@ -66,7 +68,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_run)
     sub = parser.add_subparsers(dest="matcher_command", metavar="SUBCOMMAND")
     check = sub.add_parser(
-        "verify", help="replay orders.internal and compare with the committed output"
+        "verify",
+        help="replay orders.internal and compare with the committed output",
+        description=(
+            "Replays orders.internal into fresh books and compares, record by record, with "
+            "what the matcher committed. Exit status: 0 identical; 1 DIFFERENT (the matcher "
+            "committed something the replay does not produce, or lost something it had "
+            "committed its input for); 3 BEHIND (what it committed is identical, and it has "
+            "input left to process: how many commands per partition is printed)."
+        ),
     )
     check.add_argument("--quiet", action="store_true", help="no progress lines")
     check.set_defaults(handler=_verify)

@@ -1,8 +1,14 @@
-"""PostgreSQL's own guards: an unbalanced commit fails, the journal is immutable."""
+"""PostgreSQL's own guards: an unbalanced commit fails, the journal is immutable; the ledger's
+commands on a schema that was never migrated say what to run."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from concurrent.futures import Future
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -110,3 +116,28 @@ def test_a_hung_batch_stops_the_sink_with_a_clear_error(
     with pytest.raises(sink_module.SinkError, match="did not finish a batch of 0 records in 0 s"):
         sink._drain(consumer=None)
     assert sink._stopping
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ledger", "verify"),
+        ("ledger", "rebuild"),
+        ("ledger", "deposit", "A1", "100", "--ref", "r1"),
+    ],
+)
+def test_commands_on_a_schema_never_migrated_say_what_to_run(
+    env_settings: Settings, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    name = f"ledger_t{uuid.uuid4().hex[:10]}"  # never migrated, so never created
+    monkeypatch.setenv("SAMPAN_LEDGER_SCHEMA", name)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "sampan"), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "sampan ledger migrate" in result.stderr
+    assert "Traceback" not in result.stderr and "relation" not in result.stderr
