@@ -9,12 +9,17 @@ import psycopg
 import pytest
 
 from sampan.config import Settings
+from sampan.ledger_sink import db
 from sampan.ledger_sink.audit import rebuild
-from sampan.ledger_sink.bench import end_offsets, produce_fills, synthetic_fills
+from sampan.ledger_sink.bench import produce_fills, synthetic_fills
 from sampan.ledger_sink.cli import DEFAULT_GROUP
-from sampan.ledger_sink.sink import LedgerSink, SinkOptions
+from sampan.ledger_sink.intake import make_item
+from sampan.ledger_sink.rules import default_schedule
+from sampan.ledger_sink.store import Source, post_batch
+from sampan.streams.reader import read_to_end
 
 pytestmark = pytest.mark.integration
+READ_TIMEOUT_S = 60.0
 
 
 def _flat_round_trip() -> list[dict[str, Any]]:
@@ -46,15 +51,18 @@ def _flat_round_trip() -> list[dict[str, Any]]:
 def test_rebuild_in_other_batches_finds_no_difference_for_a_flat_account(
     env_settings: Settings, schema: str
 ) -> None:
-    # Both fills are there before the sink starts, so it posts them in one batch.
     produce_fills(env_settings, iter(_flat_round_trip()))
-    ends = end_offsets(env_settings)
-    live = LedgerSink(
-        env_settings,
-        SinkOptions(schema=schema, group_id=DEFAULT_GROUP, publish=False, stop_at=ends),
-    )
-    live.run()
-    assert live.stats.posted == 2 and live.stats.batches == 1
+    records = [
+        (m.partition(), m.offset(), m.key(), m.value())
+        for m in read_to_end(env_settings, "fills", READ_TIMEOUT_S)
+    ]
+    assert len(records) == 2
+    # The live ledger posts both fills in one batch, with the sink's own code and offsets.
+    items = [make_item(p, o, k, v, default_schedule()) for p, o, k, v in records]
+    source = Source(DEFAULT_GROUP, env_settings.topic("fills"))
+    with db.connect(env_settings, schema) as conn:
+        result = post_batch(conn, source, items, set(), lambda rejected: None)
+    assert result.posted == 2
 
     with psycopg.connect(env_settings.database_url, options=f"-c search_path={schema}") as conn:
         held = conn.execute(
