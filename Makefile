@@ -13,13 +13,14 @@ PG_BIN := /usr/lib/postgresql/15/bin
 
 all: test
 
-# System packages: Java 17+, Maven, PostgreSQL 15 server binaries. Installed from Debian when
+# System packages: Java 17+, Maven, PostgreSQL 15 server binaries, Chromium (the browser tests). Installed from Debian when
 # missing (CI runs as root); never touched when present.
 deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	[ -x $(PG_BIN)/initdb ] || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \

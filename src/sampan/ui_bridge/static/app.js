@@ -301,11 +301,12 @@ $("#account-select").addEventListener("change", async (ev) => {
   validateTicket();
 });
 
-function banner(text) {
+// A message across the top; it fades after a while unless it is `sticky` (a halted account).
+function banner(text, sticky = false) {
   const b = $("#banner");
   b.textContent = text;
   b.hidden = !text;
-  if (text) setTimeout(() => { if (b.textContent === text) b.hidden = true; }, 8000);
+  if (text && !sticky) setTimeout(() => { if (b.textContent === text) b.hidden = true; }, 8000);
 }
 
 /* ---------- WebSocket ---------- */
@@ -484,7 +485,9 @@ function renderHeader(flash = false) {
     dist.className = "sub " + (snap.cut_loss_breached || d < 0n ? "loss" : "");
   } else dist.textContent = "";
   $("#h-equity").className = snap && snap.cut_loss_breached ? "loss" : "";
-  if (limits.enabled === false) banner(`Account ${S.account} is halted: new orders are refused.`);
+  const halted = `Account ${S.account} is halted: new orders are refused.`;
+  if (limits.enabled === false) banner(halted, true);
+  else if ($("#banner").textContent.endsWith("is halted: new orders are refused.")) banner("");
 }
 
 function lastOf(security) {
