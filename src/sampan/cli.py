@@ -20,8 +20,8 @@ from sampan.errors import SampanError
 COMMAND_MODULES: tuple[str, ...] = (
     "sampan.stack_cli",
     "sampan.topics_cli",
-    "sampan.demo",
-    "sampan.reference",
+    "sampan.tools.demo",
+    "sampan.tools.seed",
     "sampan.matcher.cli",
     "sampan.ledger_sink.cli",
     "sampan.router.cli",
@@ -30,7 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.hkex_sim.omd_cli",
     "sampan.omd_ingest.cli",
     "sampan.ui_bridge.cli",
-    "sampan.bench",
+    "sampan.tools.bench.cli",
     "sampan.tools.audit_cli",
 )
 

@@ -30,7 +30,9 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from sampan.matcher import (
+from sampan.market.listings import DEFAULT_LISTINGS
+from sampan.market.rules import SPREAD_TABLE_PART_A, SPREAD_TABLES
+from sampan.matching import (
     AmendOrder,
     CancelOrder,
     Command,
@@ -47,8 +49,6 @@ from sampan.matcher import (
     Side,
     TimeInForce,
 )
-from sampan.matcher.rules import SPREAD_TABLE_PART_A, SPREAD_TABLES
-from sampan.reference import DEFAULT_LISTINGS
 
 DepthLevel = tuple[int, int, int]  # (price_e3, qty, order_count), as the matcher reports it
 VISIBLE_TICKS = 10  # OMD-C shows prices within 10 tick levels (9 spreads) of the best (§5)
@@ -79,7 +79,7 @@ class ListedSecurity:
         return Instrument(self.security, self.board_lot, self.spread_table, self.prev_close_e3)
 
 
-# The simulated market lists these of the venue's instruments (sampan.reference), with the
+# The simulated market lists these of the venue's instruments (sampan.market.listings), with the
 # same board lots and previous closes, so both venues agree on every reference price.
 SIMULATED_CODES = frozenset({5, 388, 700, 941, 1299, 1810, 2800, 3690, 9988})
 DEFAULT_SECURITIES: tuple[ListedSecurity, ...] = tuple(

@@ -48,7 +48,7 @@ from sampan.fix.messages import (
 )
 from sampan.hkex_sim.market import MarketUpdate
 from sampan.hkex_sim.ocg_ids import ClOrdIdMemory, IdAllocator, Throttle
-from sampan.matcher import model as m
+from sampan.matching import model as m
 
 Outbound = ExecutionReport | OrderCancelReject | BusinessMessageReject
 Emit = Callable[[Outbound], None]

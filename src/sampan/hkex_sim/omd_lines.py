@@ -21,7 +21,7 @@ import random
 import socket
 from dataclasses import dataclass, field
 
-from sampan.omd_ingest.packets import PAYLOAD_BYTES_MAX, encode_heartbeat, pack_messages
+from sampan.omd.packets import PAYLOAD_BYTES_MAX, encode_heartbeat, pack_messages
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sampan.hkex_sim.market import DepthLevel, ListedSecurity, Market, MarketUpdate
-from sampan.matcher.rules import SPREAD_TABLE_PART_A
-from sampan.omd_ingest.wire import (
+from sampan.market.rules import SPREAD_TABLE_PART_A
+from sampan.omd.wire import (
     ACTION_CHANGE,
     ACTION_DELETE,
     ACTION_NEW,

@@ -34,8 +34,8 @@ from sampan.hkex_sim.omd_lines import (
 )
 from sampan.hkex_sim.omd_publisher import CHANNEL_ID_DEFAULT, OmdPublisher
 from sampan.hkex_sim.rts import RetransmissionServer, RetransmissionService, RtsLimits
-from sampan.omd_ingest.packets import pack_messages
-from sampan.omd_ingest.wire import RefreshComplete
+from sampan.omd.packets import pack_messages
+from sampan.omd.wire import RefreshComplete
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sampan.hkex_sim.omd_publisher import MessageStore
-from sampan.omd_ingest.packets import (
+from sampan.omd.packets import (
     PACKET_HEADER_BYTES,
     PacketStreamReader,
     decode_packet,
     encode_packet,
     pack_messages,
 )
-from sampan.omd_ingest.wire import (
+from sampan.omd.wire import (
     Logon,
     LogonResponse,
     MalformedPacket,

@@ -1,57 +1,8 @@
-"""The matcher: sampan's internal limit order books (pure core) and, later, its Kafka shell.
+"""matcher: the internal venue, an exactly-once Kafka agent around the pure matching engine.
 
-The pure core (`rules`, `model`, `book`, `engine`) imports no Kafka, no sockets and no clock;
-the same `Engine` with `Rules.hkex()` serves the HKEX simulator.
+It reads `orders.internal` (risk-approved commands, keyed by security), runs one
+`sampan.matching.Engine` per security (`mapping`: records to typed commands and events back to
+records), and writes `orders.events`, `fills`, `md.depth`, `md.trades` and `matcher.snapshots`
+in one transaction with its input offsets (`agent`, on `sampan.streams`). `verify` replays the
+input and compares with what was committed.
 """
-
-from sampan.matcher.book import InvariantError
-from sampan.matcher.engine import Engine
-from sampan.matcher.model import (
-    AmendOrder,
-    CancelOrder,
-    CancelReason,
-    CancelRejected,
-    Command,
-    Event,
-    ExecType,
-    ExecutionReport,
-    Fill,
-    MassCancel,
-    MassCancelled,
-    OrderStatus,
-    OrderType,
-    PlaceOrder,
-    RejectReason,
-    RequestKind,
-    Side,
-    StpMode,
-    TimeInForce,
-)
-from sampan.matcher.rules import SPREAD_TABLES, Instrument, Rules
-
-__all__ = [
-    "SPREAD_TABLES",
-    "AmendOrder",
-    "CancelOrder",
-    "CancelReason",
-    "CancelRejected",
-    "Command",
-    "Engine",
-    "Event",
-    "ExecType",
-    "ExecutionReport",
-    "Fill",
-    "Instrument",
-    "InvariantError",
-    "MassCancel",
-    "MassCancelled",
-    "OrderStatus",
-    "OrderType",
-    "PlaceOrder",
-    "RejectReason",
-    "RequestKind",
-    "Rules",
-    "Side",
-    "StpMode",
-    "TimeInForce",
-]

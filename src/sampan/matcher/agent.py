@@ -14,7 +14,7 @@ snapshot's offset, so nothing the snapshot holds is applied twice.
 Limits: both reads go to the end the broker reports (`sampan.streams.reader`), never to a
 silence, within `REPLAY_TIMEOUT_S`; an instance that cannot read them in time fails loudly (the
 error ends the process) rather than go live on a stale book. Instruments come from
-`sampan.reference` when a partition has no snapshot yet.
+`sampan.market.listings` when a partition has no snapshot yet.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from sampan.config import Settings
+from sampan.market.listings import SPREAD_TABLE_CODES, listings
+from sampan.market.rules import SPREAD_TABLES
 from sampan.matcher.mapping import PartitionBook, Record
-from sampan.matcher.rules import SPREAD_TABLES, Instrument
-from sampan.reference import SPREAD_TABLE_CODES, listings
+from sampan.matching.instrument import Instrument
 from sampan.schemas import SchemaError, registry
 from sampan.streams import InRecord, Output
 from sampan.streams.reader import read_to_end

@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sampan.matcher.engine import Engine
-from sampan.matcher.model import (
+from sampan.matching.engine import Engine
+from sampan.matching.instrument import Instrument, Rules
+from sampan.matching.model import (
     AmendOrder,
     CancelOrder,
     CancelRejected,
@@ -41,7 +42,6 @@ from sampan.matcher.model import (
     StpMode,
     TimeInForce,
 )
-from sampan.matcher.rules import Instrument, Rules
 
 STATE_VERSION = 1
 

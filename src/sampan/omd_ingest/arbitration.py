@@ -35,7 +35,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sampan.omd_ingest.wire import Message, RefreshComplete, RetransmissionRequest, SequenceReset
+from sampan.omd.wire import Message, RefreshComplete, RetransmissionRequest, SequenceReset
 
 GAP_TIMEOUT_NS_DEFAULT = 50_000_000  # wait 50 ms for the other line before asking the RTS
 PENDING_MAX_DEFAULT = 100_000

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from sampan.omd_ingest.wire import (
+from sampan.omd.wire import (
     ACTION_CHANGE,
     ACTION_CLEAR,
     ACTION_DELETE,

@@ -28,16 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sampan.omd_ingest.arbitration import (
-    ArbiterEvent,
-    ArbiterState,
-    Delivery,
-    LineArbiter,
-    RefreshCollector,
-)
-from sampan.omd_ingest.book import BookInconsistent, BookSet, Level
-from sampan.omd_ingest.packets import Packet, decode_packet
-from sampan.omd_ingest.wire import (
+from sampan.omd.packets import Packet, decode_packet
+from sampan.omd.wire import (
     AggregateOrderBookUpdate,
     Buffer,
     MalformedPacket,
@@ -49,6 +41,14 @@ from sampan.omd_ingest.wire import (
     Trade,
     UnknownMessage,
 )
+from sampan.omd_ingest.arbitration import (
+    ArbiterEvent,
+    ArbiterState,
+    Delivery,
+    LineArbiter,
+    RefreshCollector,
+)
+from sampan.omd_ingest.book import BookInconsistent, BookSet, Level
 
 DEPTH_OUT_LEVELS = 5
 

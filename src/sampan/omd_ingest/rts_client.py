@@ -24,13 +24,13 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from sampan.omd_ingest.packets import (
+from sampan.omd.packets import (
     PACKET_HEADER_BYTES,
     PacketStreamReader,
     decode_packet,
     encode_packet,
 )
-from sampan.omd_ingest.wire import (
+from sampan.omd.wire import (
     Logon,
     LogonResponse,
     MalformedPacket,

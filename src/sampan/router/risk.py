@@ -30,7 +30,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sampan.matcher.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
+from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
 
 E3_PER_CENT = 10
 BPS = 10_000

@@ -22,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sampan.matcher.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
-from sampan.reference import SPREAD_TABLE_CODES, listings
+from sampan.market.listings import SPREAD_TABLE_CODES, listings
+from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
 from sampan.router.risk import AccountLimits, Balance, InstrumentRef
 
 UNSETTLED_MAX = 10_000  # per account; beyond it the oldest entries merge into one
@@ -160,7 +160,7 @@ def instrument_ref(value: dict[str, Any]) -> InstrumentRef | None:
 
 
 def default_instruments() -> list[InstrumentRef]:
-    """`sampan.reference` listings: the venue's instruments before reference data arrives."""
+    """`sampan.market.listings` listings: the venue's instruments before reference data arrives."""
     found = []
     for listing in listings():
         table = SPREAD_TABLE_CODES.get(listing.spread_table)

@@ -296,9 +296,8 @@ async def me(request: Request, session: Session) -> Response:
 def tick_table(code: str) -> list[list[int]]:
     """Rows `[from_e3, tick_e3]`: a price above `from_e3` (and up to the next row's) moves in
     steps of `tick_e3`; the band bounds are HKEX's, upper bounds inclusive."""
-    # The spread tables are the matcher's rules until the kernel moves them into `market/`.
-    from sampan.matcher.rules import SPREAD_TABLES
-    from sampan.reference import SPREAD_TABLE_CODES
+    from sampan.market.listings import SPREAD_TABLE_CODES
+    from sampan.market.rules import SPREAD_TABLES
 
     number = SPREAD_TABLE_CODES.get(code)
     if number is None:

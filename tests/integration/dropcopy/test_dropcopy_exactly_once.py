@@ -31,7 +31,7 @@ from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.hkex_sim.market import MAKER_ACCOUNT, MAKER_MEMBER, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
-from sampan.matcher import Side as MSide
+from sampan.matching import Side as MSide
 from sampan.schemas import registry
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from conftest import SinkProcess, run_cli, wait_for
 
 from sampan import topics
 from sampan.config import Settings
-from sampan.ledger_sink.bench import end_offsets, produce_fills, synthetic_fills
 from sampan.ledger_sink.records import fill_from_record
 from sampan.ledger_sink.rules import default_schedule, post_fill
 from sampan.schemas import registry
+from sampan.tools.bench.ledger import end_offsets, produce_fills, synthetic_fills
 
 pytestmark = pytest.mark.integration
 FILLS = 8_000

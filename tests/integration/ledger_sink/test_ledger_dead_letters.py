@@ -11,9 +11,9 @@ from confluent_kafka import Consumer, Producer
 from conftest import SinkProcess, wait_for
 
 from sampan.config import Settings
-from sampan.ledger_sink.bench import end_offsets, synthetic_fills
 from sampan.ledger_sink.records import fill_from_record
 from sampan.schemas import registry
+from sampan.tools.bench.ledger import end_offsets, synthetic_fills
 
 pytestmark = pytest.mark.integration
 

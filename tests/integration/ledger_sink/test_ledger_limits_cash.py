@@ -16,13 +16,13 @@ from conftest import SinkProcess, run_cli, wait_for
 from sampan import topics
 from sampan.config import Settings
 from sampan.ledger_sink import db
-from sampan.ledger_sink.bench import produce_fills, synthetic_fills
 from sampan.ledger_sink.cash import CashMovement, CashReason, Direction
 from sampan.ledger_sink.limits import AccountLimits, apply_changes
 from sampan.ledger_sink.movements import post_movement
 from sampan.ledger_sink.store import Source
-from sampan.reference import AccountSeed, account_record, fund_seed
 from sampan.schemas import registry
+from sampan.tools.bench.ledger import produce_fills, synthetic_fills
+from sampan.tools.seed import AccountSeed, account_record, fund_seed
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from conftest import SinkProcess, run_cli, wait_for
 
 from sampan import stack
 from sampan.config import Settings
-from sampan.ledger_sink.bench import end_offsets, produce_fills, synthetic_fills
+from sampan.tools.bench.ledger import end_offsets, produce_fills, synthetic_fills
 
 pytestmark = pytest.mark.integration
 FILLS_PER_BURST = 500

@@ -13,8 +13,8 @@ import pytest
 from conftest import SinkProcess, wait_for
 
 from sampan.config import Settings
-from sampan.ledger_sink.bench import produce_fills, synthetic_fills
 from sampan.ledger_sink.sink import SESSION_TIMEOUT_MS, LedgerSink, SinkOptions
+from sampan.tools.bench.ledger import produce_fills, synthetic_fills
 
 pytestmark = pytest.mark.integration
 POLL_TIMEOUT_S = 10.0

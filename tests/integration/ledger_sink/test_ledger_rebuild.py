@@ -11,12 +11,12 @@ import pytest
 from sampan.config import Settings
 from sampan.ledger_sink import db
 from sampan.ledger_sink.audit import rebuild
-from sampan.ledger_sink.bench import produce_fills, synthetic_fills
 from sampan.ledger_sink.cli import DEFAULT_GROUP
 from sampan.ledger_sink.intake import make_item
 from sampan.ledger_sink.rules import default_schedule
 from sampan.ledger_sink.store import Source, post_batch
 from sampan.streams.reader import read_to_end
+from sampan.tools.bench.ledger import produce_fills, synthetic_fills
 
 pytestmark = pytest.mark.integration
 READ_TIMEOUT_S = 60.0

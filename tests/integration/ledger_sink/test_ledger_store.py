@@ -12,11 +12,11 @@ import pytest
 from sampan.config import Settings
 from sampan.ledger_sink import db
 from sampan.ledger_sink.audit import verify
-from sampan.ledger_sink.bench import synthetic_fills
 from sampan.ledger_sink.intake import make_item
 from sampan.ledger_sink.rules import default_schedule
 from sampan.ledger_sink.store import Item, Rejected, Source, post_batch
 from sampan.schemas import registry
+from sampan.tools.bench.ledger import synthetic_fills
 
 pytestmark = pytest.mark.integration
 SOURCE = Source("test", "fills")

@@ -17,12 +17,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from sampan.config import Settings
+from sampan.market.listings import listings
 from sampan.matcher.agent import default_instruments, load_snapshots
-from sampan.matcher.loadgen import generate_commands
 from sampan.matcher.mapping import PartitionBook
 from sampan.matcher.verify import read_topic, verify
-from sampan.reference import listings
 from sampan.schemas import registry
+from sampan.tools.loadgen import generate_commands
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from test_matcher_crash import (
 )
 
 from sampan.config import Settings
+from sampan.market.listings import listings
 from sampan.matcher import agent, verify
 from sampan.matcher.agent import default_instruments, load_snapshots, replay, snapshot_key
-from sampan.matcher.loadgen import generate_commands
 from sampan.matcher.mapping import PartitionBook
-from sampan.reference import listings
 from sampan.schemas import registry
 from sampan.streams import reader
+from sampan.tools.loadgen import generate_commands
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from test_matcher_crash import (
 )
 
 from sampan.config import Settings
-from sampan.matcher.loadgen import generate_commands
+from sampan.market.listings import listings
 from sampan.matcher.verify import verify
-from sampan.reference import listings
+from sampan.tools.loadgen import generate_commands
 
 pytestmark = pytest.mark.integration
 CATCH_UP_TIMEOUT_S = 120.0

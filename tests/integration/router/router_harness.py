@@ -26,9 +26,9 @@ from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.hkex_sim.market import LiquidityConfig, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
-from sampan.matcher import Side
-from sampan.reference import AccountSeed, account_record
+from sampan.matching import Side
 from sampan.schemas import registry
+from sampan.tools.seed import AccountSeed, account_record
 
 TENCENT = ListedSecurity(700, "TENCENT", 100, 512_000)
 HKEX_MAKER = "HKMM01"

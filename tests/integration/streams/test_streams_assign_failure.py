@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from sampan.config import Settings
-from sampan.demo import produce_commands
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
+from sampan.tools.demo import produce_commands
 
 pytestmark = pytest.mark.integration
 

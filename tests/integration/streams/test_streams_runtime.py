@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, Producer
 
 from sampan import topics_cli
 from sampan.config import Settings
-from sampan.demo import order_command, produce_commands
 from sampan.schemas import registry
+from sampan.tools.demo import order_command, produce_commands
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.ledger_sink import db
-from sampan.reference import AccountSeed, account_record, fund_seed
 from sampan.schemas.codec import registry
 from sampan.streams.reader import read_to_end
-from sampan.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
+from sampan.tools.seed import AccountSeed, account_record, fund_seed
+from sampan.tools.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from router_harness import account, publish, read_all
 from websockets.sync.client import connect
 
 from sampan.config import Settings
-from sampan.reference import publish_seed
+from sampan.tools.seed import publish_seed
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,10 @@ import pytest
 from topic_namespace import new_prefix, topic_namespace
 
 from sampan.config import Settings, settings
-from sampan.demo_venue import publish_records
 from sampan.ledger_sink import db
-from sampan.reference import AccountSeed, account_record, fund_seed, publish_seed
-from sampan.ui_bridge.auth import Role
-from sampan.ui_bridge.store import Store, drop_schema, migrate
-from sampan.venue import (
+from sampan.tools.demo_venue import publish_records
+from sampan.tools.seed import AccountSeed, account_record, fund_seed, publish_seed
+from sampan.tools.venue import (
     HkexFirm,
     ProcessSpec,
     Supervisor,
@@ -37,6 +35,8 @@ from sampan.venue import (
     sampan_command,
     venue_specs,
 )
+from sampan.ui_bridge.auth import Role
+from sampan.ui_bridge.store import Store, drop_schema, migrate
 
 pytestmark = pytest.mark.integration
 

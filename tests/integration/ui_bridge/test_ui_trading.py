@@ -11,7 +11,7 @@ from router_harness import Sim, account, publish, start_matcher, start_router, s
 from websockets.sync.client import connect
 
 from sampan.config import Settings
-from sampan.reference import publish_seed
+from sampan.tools.seed import publish_seed
 
 pytestmark = pytest.mark.integration
 

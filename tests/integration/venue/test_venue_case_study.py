@@ -23,14 +23,20 @@ from typing import Any
 import pytest
 
 from sampan.config import Settings
-from sampan.demo_venue import new_order, order_reports, publish_records, read_topic, wait_until
 from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.hkex_sim.ocg_admin import send_admin
 from sampan.ledger_sink import db, rules
-from sampan.reference import AccountSeed, account_record, fund_seed
-from sampan.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
+from sampan.tools.demo_venue import (
+    new_order,
+    order_reports,
+    publish_records,
+    read_topic,
+    wait_until,
+)
+from sampan.tools.seed import AccountSeed, account_record, fund_seed
+from sampan.tools.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from sampan.hkex_sim.market import (
     Market,
     MarketUpdate,
 )
-from sampan.matcher import ExecType, ExecutionReport, RejectReason, Side, TimeInForce
+from sampan.matching import ExecType, ExecutionReport, RejectReason, Side, TimeInForce
 
 T0 = 1_700_000_000_000_000_000
 

@@ -22,7 +22,7 @@ from sampan.fix.messages import (
 from sampan.hkex_sim.market import MAKER_ACCOUNT, MAKER_MEMBER, ListedSecurity, Market
 from sampan.hkex_sim.ocg_ids import ID_RUN_SPAN, ClOrdIdMemory, IdAllocator
 from sampan.hkex_sim.ocg_orders import FirmOrderEntry, Outbound
-from sampan.matcher import Side as MSide
+from sampan.matching import Side as MSide
 
 T0 = 1_767_323_045_000_000_000
 S = 1_000_000_000

@@ -7,9 +7,8 @@ from hypothesis import strategies as st
 
 from sampan.hkex_sim.market import LiquidityConfig, Market
 from sampan.hkex_sim.omd_publisher import MessageStore, OmdPublisher, diff_side
-from sampan.omd_ingest.book import AggregateBook, BookSet
-from sampan.omd_ingest.packets import decode_packet, pack_messages
-from sampan.omd_ingest.wire import (
+from sampan.omd.packets import decode_packet, pack_messages
+from sampan.omd.wire import (
     SIDE_BID,
     SIDE_OFFER,
     AggregateOrderBookUpdate,
@@ -19,6 +18,7 @@ from sampan.omd_ingest.wire import (
     Statistics,
     Trade,
 )
+from sampan.omd_ingest.book import AggregateBook, BookSet
 
 T0 = 1_700_000_000_000_000_000
 

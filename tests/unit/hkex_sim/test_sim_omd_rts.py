@@ -21,8 +21,8 @@ from sampan.hkex_sim.rts import (
     RetransmissionService,
     RtsLimits,
 )
-from sampan.omd_ingest.packets import PacketStreamReader, decode_packet, encode_packet
-from sampan.omd_ingest.wire import (
+from sampan.omd.packets import PacketStreamReader, decode_packet, encode_packet
+from sampan.omd.wire import (
     Logon,
     LogonResponse,
     NominalPrice,

@@ -24,8 +24,8 @@ from sampan.ledger_sink.limits import (
 )
 from sampan.ledger_sink.rules import LEG_DEPOSIT, LEG_WITHDRAWAL, LEGS, Reason, unbalanced_assets
 from sampan.ledger_sink.snapshot import AccountState, snapshot
-from sampan.reference import AccountSeed, account_record
 from sampan.schemas import registry
+from sampan.tools.seed import AccountSeed, account_record
 
 
 def movement(**overrides: object) -> CashMovement:

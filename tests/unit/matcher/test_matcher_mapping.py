@@ -2,10 +2,10 @@
 
 from typing import Any
 
+from sampan.market.listings import listings
 from sampan.matcher.agent import default_instruments
-from sampan.matcher.loadgen import generate_commands
 from sampan.matcher.mapping import PartitionBook
-from sampan.reference import listings
+from sampan.tools.loadgen import generate_commands
 
 
 def command(kind: str, cl: str, **fields: Any) -> dict[str, Any]:

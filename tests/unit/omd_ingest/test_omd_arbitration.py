@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sampan.omd.wire import Message, NominalPrice, RefreshComplete, SequenceReset
 from sampan.omd_ingest.arbitration import (
     ArbiterState,
     GapDetected,
@@ -17,7 +18,6 @@ from sampan.omd_ingest.arbitration import (
     RefreshRequired,
     retransmission_requests,
 )
-from sampan.omd_ingest.wire import Message, NominalPrice, RefreshComplete, SequenceReset
 
 FOREVER_NS = 10**18
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sampan.omd.wire import AggregateOrderBookUpdate, BookEntry
 from sampan.omd_ingest.book import LEVELS_MAX, AggregateBook, BookInconsistent, BookSet
-from sampan.omd_ingest.wire import AggregateOrderBookUpdate, BookEntry
 
 BID, OFFER = 0, 1
 NEW, CHANGE, DELETE, CLEAR = 0, 1, 2, 74

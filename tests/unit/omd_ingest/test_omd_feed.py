@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from sampan.omd_ingest.arbitration import LineArbiter
-from sampan.omd_ingest.feed import DepthOut, FeedHandler, TradeOut
-from sampan.omd_ingest.packets import encode_packet
-from sampan.omd_ingest.wire import (
+from sampan.omd.packets import encode_packet
+from sampan.omd.wire import (
     ACTION_NEW,
     SIDE_BID,
     AggregateOrderBookUpdate,
@@ -14,6 +12,8 @@ from sampan.omd_ingest.wire import (
     Trade,
     UnknownMessage,
 )
+from sampan.omd_ingest.arbitration import LineArbiter
+from sampan.omd_ingest.feed import DepthOut, FeedHandler, TradeOut
 
 
 def _book(code: int, price: int) -> AggregateOrderBookUpdate:

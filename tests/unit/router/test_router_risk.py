@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from sampan.matcher.rules import SPREAD_TABLE_PART_A
+from sampan.market.rules import SPREAD_TABLE_PART_A
 from sampan.router.risk import (
     AccountLimits,
     Approved,

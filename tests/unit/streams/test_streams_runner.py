@@ -9,10 +9,10 @@ import pytest
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 
 from sampan.config import settings
-from sampan.demo import order_command
 from sampan.schemas import registry
 from sampan.streams import runtime
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
+from sampan.tools.demo import order_command
 
 INPUT = "orders.requests"
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `sampan bench <what>` (`cli`) and one module per benchmark."""

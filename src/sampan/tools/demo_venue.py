@@ -1,0 +1,405 @@
+"""`sampan demo script`: the whole venue on the local stack, a scripted session and its summary.
+
+Starts every venue process under `sampan.tools.venue.Supervisor` (hkex-sim with OMD-C, omd-ingest,
+matcher, router, ledger-sink, dropcopy, recon) against a fresh topic prefix and ledger schema,
+arranges liquidity on the simulated HKEX through a second FIX firm, sends a scripted trading
+session to `orders.requests` one order at a time (each with a bounded wait), and prints each
+order's outcome, fills by venue, depth on both venues, balances, the ledger audit and the
+reconciliation state. Every process it started is stopped on the way out, also on Ctrl-C.
+
+Limits: each run leaves its `demo<id>` topics and ledger schema behind for inspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from sampan import stack, topics_cli
+from sampan.config import Settings, settings
+from sampan.errors import SampanError
+from sampan.schemas import SchemaError, registry
+
+VENUE_WAIT_S = 20.0  # per step of the scripted session
+PRICE_E3 = 512_500  # HK$512.500: one tick above 700's previous close (0.500 band)
+LIQUIDITY_FIRM = "DEMOMM"
+
+log = logging.getLogger(__name__)
+
+
+def read_topic(current: Settings, topic: str, schema: str, timeout_s: float = 10.0) -> list[Any]:
+    """Every committed record of `topic` now, in partition order (read_committed, up to each
+    partition's end: the consumer's end-of-partition event); bounded by `timeout_s`. A record
+    that does not decode as `schema` is logged with its topic, partition and offset and
+    skipped."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        current.kafka(
+            **{
+                "group.id": f"sampan-demo-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                # Transaction markers take offsets too, so "last offset + 1 == end" is not a
+                # test of having read everything; the end-of-partition event is.
+                "enable.partition.eof": True,
+            }
+        )
+    )
+    name = current.topic(topic)
+    out: list[Any] = []
+    try:
+        parts = consumer.list_topics(name, timeout=timeout_s).topics[name].partitions
+        consumer.assign([TopicPartition(name, p, 0) for p in parts])
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(parts):
+            if time.monotonic() > deadline:
+                raise SampanError(f"{name} not read to its end within {timeout_s} s")
+            for m in consumer.consume(500, 0.2):
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        done.add(m.partition())
+                    continue
+                done.discard(m.partition())
+                value = m.value()
+                if value is None:
+                    continue
+                try:
+                    out.append(registry().decode(schema, value))
+                except SchemaError as error:
+                    # One bad record must not hide the rest of the screen: say where it is.
+                    log.warning(
+                        "skipped an undecodable record at %s[%d]@%d: %s",
+                        m.topic(),
+                        m.partition(),
+                        m.offset(),
+                        error,
+                    )
+    finally:
+        consumer.close()
+    return out
+
+
+def wait_until(what: str, predicate: Any, timeout_s: float, check: Any = None) -> Any:
+    """Poll `predicate` until it returns something truthy; SampanError naming `what` after
+    `timeout_s`. `check` (the supervisor's) raises if a venue process died meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise SampanError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.3)
+
+
+DEMO_SEEDS_CENTS = (
+    5_000_000_00,
+    1_000_000_00,
+    500_000_00,
+    2_000_000_00,
+)  # cash, credit, cut-loss, max order
+
+
+def demo_seeds() -> tuple[Any, ...]:
+    """ACC1..ACC4, one member each: HK$5m of cash, a HK$1m credit line, a HK$500k cut-loss
+    level and a HK$2m fat-finger limit. ACC2 may sell short (the demo has no inventory)."""
+    from sampan.tools.seed import AccountSeed
+
+    cash, credit, cut_loss, max_order = DEMO_SEEDS_CENTS
+    return tuple(
+        AccountSeed(f"ACC{n}", f"M{n}", cash, credit, cut_loss, max_order, allow_short=n == 2)
+        for n in range(1, 5)
+    )
+
+
+def demo_accounts() -> list[tuple[str, dict[str, Any]]]:
+    from sampan.tools.seed import account_record
+
+    now = time.time_ns()
+    return [(seed.account, account_record(seed, now)) for seed in demo_seeds()]
+
+
+def publish_records(
+    current: Settings, topic: str, schema: str, rows: list[tuple[str, Any]]
+) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        current.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 1})
+    )
+    for key, value in rows:
+        producer.produce(current.topic(topic), registry().encode(schema, value), key.encode())
+    if producer.flush(30):
+        raise SampanError(f"{topic}: records not delivered within 30 s")
+
+
+def new_order(
+    cl_ord_id: str, account: str, side: str, qty: int, price_e3: int, route: str
+) -> dict[str, Any]:
+    return {
+        "command_id": cl_ord_id,
+        "kind": "NEW",
+        "account": account,
+        "member": "M" + account[-1],
+        "security": 700,
+        "cl_ord_id": cl_ord_id,
+        "orig_cl_ord_id": None,
+        "side": side,
+        "ord_type": "LIMIT",
+        "time_in_force": "DAY",
+        "price_e3": price_e3,
+        "qty": qty,
+        "route": route,
+        "batch_id": None,
+        "parent_id": None,
+        "user": "demo",
+        "ts_ns": time.time_ns(),
+        "stp": None,
+    }
+
+
+def order_reports(current: Settings, cl_ord_id: str) -> list[dict[str, Any]]:
+    """The reports a member sees for `cl_ord_id`: the SMART parent's (order id P...) when
+    there is one, else the order's own."""
+    mine = [
+        e
+        for e in read_topic(current, "orders.events", "ExecutionReport")
+        if e["cl_ord_id"] == cl_ord_id
+    ]
+    parents = [e for e in mine if e["order_id"].startswith("P")]
+    return parents or mine
+
+
+def _px(price_e3: int) -> str:
+    return f"{price_e3 // 1000}.{price_e3 % 1000:03d}"
+
+
+def _cents(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def _avg(report: dict[str, Any]) -> str:
+    if not report["cum_qty"]:
+        return "-"
+    # Shown to 3 decimals, truncated; the exact figure is cum_notional_e3 / cum_qty.
+    return _px(report["cum_notional_e3"] // report["cum_qty"])
+
+
+# Each step: (label, account, side, qty, price_e3, route, the final status to wait for).
+SCRIPT: tuple[tuple[str, str, str, int, int, str, str], ...] = (
+    ("internal rest", "ACC2", "SELL_SHORT", 500, 511_000, "INTERNAL", "NEW"),
+    ("internal cross", "ACC3", "BUY", 200, 511_000, "INTERNAL", "FILLED"),
+    ("internal bid", "ACC4", "BUY", 300, 510_500, "INTERNAL", "NEW"),
+    ("SMART 1,000", "ACC1", "BUY", 1_000, PRICE_E3, "SMART", "FILLED"),
+    ("HKEX", "ACC3", "BUY", 100, 513_000, "HKEX", "FILLED"),
+    ("internal offer", "ACC2", "SELL_SHORT", 200, 513_000, "INTERNAL", "NEW"),
+)
+
+
+def arrange_hkex_book(firm: Any) -> None:
+    """HKEX's best offer becomes two sells of 400 and 300 at HK$512.500 from another firm:
+    it first takes the market maker's seeded offer at that price (an IOC buy matches only the
+    best price), then rests its two sells. The maker does not requote (rate 0)."""
+    from sampan.fix.messages import Side as FixSide
+    from sampan.fix.messages import TimeInForce as FixTif
+
+    firm.place("MMTAKE", FixSide.BUY, 3_000, PRICE_E3, FixTif.IOC)
+    firm.place("MMSELL1", FixSide.SELL, 400, PRICE_E3, FixTif.DAY)
+    firm.place("MMSELL2", FixSide.SELL, 300, PRICE_E3, FixTif.DAY)
+
+
+def run_venue_demo(keep_logs: bool = False) -> int:
+    from sampan.ledger_sink import db
+    from sampan.tools.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
+
+    started = time.monotonic()
+    base = settings()
+    if not os.environ.get("SAMPAN_KAFKA_BOOTSTRAP") and not stack.is_up(base):
+        for line in stack.up(base):
+            print(f"stack: {line}")
+    run_id = f"demo{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "SAMPAN_TOPIC_PREFIX": f"{run_id}.", "SAMPAN_LEDGER_SCHEMA": run_id}
+    os.environ.update(env)  # this process reads the same topics and schema as its children
+    current = settings()
+    result = topics_cli.apply(current)
+    print(f"[{run_id}] topics under {current.topic_prefix!r}: {len(result.created)} created")
+    db.migrate(current, run_id)
+    publish_seed(current)
+    publish_records(current, "reference.accounts", "Account", demo_accounts())
+    from sampan.tools.seed import fund_seed
+
+    posted, _ = fund_seed(current, demo_seeds())
+    print(f"[{run_id}] reference data seeded; {posted} accounts funded; ledger schema {run_id}")
+    state_dir = current.state_dir / "demo" / run_id
+    ports = VenuePorts.free()
+    options = VenueOptions(
+        state_dir, run_id, extra_firms=(f"{LIQUIDITY_FIRM}:{LIQUIDITY_FIRM}DC:0",)
+    )
+    specs = venue_specs(ports, options)
+    with Supervisor(state_dir / "logs", env) as venue:
+        print("starting hkex-sim")
+        venue.start(specs[:1], progress=True)
+        firm = HkexFirm(ports.ocg, LIQUIDITY_FIRM)
+        try:
+            arrange_hkex_book(firm)
+        finally:
+            firm.close()
+        print(f"HKEX book arranged: {LIQUIDITY_FIRM} offers 400 + 300 at {_px(PRICE_E3)}")
+        print("starting the venue: " + ", ".join(s.name for s in specs[1:]))
+        venue.start(specs[1:], progress=True)
+        orders = run_script(current, run_id, venue.check)
+        summary = wait_for_settlement(current, run_id, venue.check)
+        print_summary(current, orders, summary)
+        # Clients first, the simulator last, so no client logs a lost session while stopping.
+        statuses = venue.stop([s.name for s in specs[1:]])
+        statuses.update(venue.stop())
+    bad = {name: rc for name, rc in statuses.items() if rc != 0}
+    print(f"stopped {len(statuses)} processes" + (f"; non-zero exits {bad}" if bad else ""))
+    if bad:
+        print(f"a process did not stop cleanly: see the logs in {state_dir / 'logs'}")
+    if keep_logs:
+        print(f"logs in {state_dir / 'logs'}")
+    print(f"demo finished in {time.monotonic() - started:.1f} s")
+    return 0 if summary["ok"] and not bad else 1
+
+
+def publish_seed(current: Settings) -> None:
+    from sampan.tools.seed import publish_seed as seed
+
+    instruments, accounts = seed(current)
+    print(f"seeded {instruments} instruments and {accounts} accounts")
+
+
+def run_script(current: Settings, run_id: str, check: Any) -> list[tuple[str, str]]:
+    orders: list[tuple[str, str]] = []
+    for n, (label, account, side, qty, price_e3, route, final) in enumerate(SCRIPT, 1):
+        cl_ord_id = f"{run_id}-{n}"
+        command = new_order(cl_ord_id, account, side, qty, price_e3, route)
+        publish_records(current, "orders.requests", "OrderCommand", [(account, command)])
+        print(f"sent {label}: {account} {side} {qty} @ {_px(price_e3)} {route}")
+
+        def reached(cl: str = cl_ord_id, want: str = final) -> bool:
+            return any(r["ord_status"] in (want, "REJECTED") for r in order_reports(current, cl))
+
+        wait_until(f"{label} ({cl_ord_id}) to be {final}", reached, VENUE_WAIT_S, check)
+        orders.append((label, cl_ord_id))
+    return orders
+
+
+def wait_for_settlement(current: Settings, run_id: str, check: Any) -> dict[str, Any]:
+    """Wait (bounded) until the ledger posted every fill and recon matched every HKEX one."""
+    from sampan.dropcopy.recon_runner import report
+    from sampan.dropcopy.records import trading_day_of
+    from sampan.ledger_sink import db
+    from sampan.ledger_sink.audit import verify
+
+    fills = read_topic(current, "fills", "Fill")
+    hkex = sum(1 for f in fills if f["venue"] == "HKEX")
+
+    def posted() -> int:
+        with db.connect(current, run_id) as conn:
+            row = conn.execute("SELECT count(*) FROM fills").fetchone()
+        return int(row[0]) if row and int(row[0]) >= len(fills) else 0
+
+    print(f"waiting for the ledger to post {len(fills)} fills and recon to match {hkex}")
+    wait_until(f"the ledger to post {len(fills)} fills", posted, VENUE_WAIT_S, check)
+    day = trading_day_of(time.time_ns())
+
+    def reconciled() -> Any:
+        r = report(current, day, 2.0)
+        return r if r.summary.matched >= hkex else None
+
+    recon = wait_until(f"recon to match {hkex} HKEX executions", reconciled, VENUE_WAIT_S, check)
+    problems = verify(current, run_id, progress=lambda _line: None)
+    open_breaks = recon.lines()[1:]
+    return {
+        "fills": fills,
+        "problems": problems,
+        "recon": recon.lines(),
+        "ok": not problems and not open_breaks,
+    }
+
+
+def _depth_lines(current: Settings) -> list[str]:
+    latest: dict[str, dict[str, Any]] = {}
+    for d in read_topic(current, "md.depth", "DepthSnapshot"):
+        if d["security"] == 700:
+            latest[d["venue"]] = d  # compacted by venue+security: the last one is the book
+    lines: list[str] = []
+    for venue in ("INTERNAL", "HKEX"):
+        book = latest.get(venue)
+        lines.append(f"  700 on {venue}:" + ("" if book else " (no depth published)"))
+        if book is None:
+            continue
+        bids, asks = book["bids"], book["asks"]
+        for i in range(max(len(bids), len(asks), 1)):
+            bid = f"{bids[i]['qty']:>6} @ {_px(bids[i]['price_e3'])}" if i < len(bids) else ""
+            ask = f"{_px(asks[i]['price_e3'])} x {asks[i]['qty']:<6}" if i < len(asks) else ""
+            lines.append(f"    {bid:>20} | {ask}")
+    return lines
+
+
+def print_summary(
+    current: Settings, orders: list[tuple[str, str]], settled: dict[str, Any]
+) -> None:
+    fills: list[dict[str, Any]] = settled["fills"]
+    print("\n== orders")
+    for label, cl_ord_id in orders:
+        reports = order_reports(current, cl_ord_id)
+        last = reports[-1]
+        split: dict[str, int] = {}
+        for r in reports:
+            if r["exec_type"] == "TRADE":
+                split[r["venue"]] = split.get(r["venue"], 0) + r["last_qty"]
+        venues = ", ".join(f"{v} {q}" for v, q in sorted(split.items())) or "-"
+        print(
+            f"  {label:<15} {last['account']} {last['side']:<10} {last['ord_status']:<16} "
+            f"{last['cum_qty']:>5}/{last['order_qty']:<5} avg {_avg(last):>8}  venues: {venues}"
+        )
+    print("\n== fills by venue")
+    for venue in ("INTERNAL", "HKEX"):
+        mine = [f for f in fills if f["venue"] == venue]
+        shares = sum(f["qty"] for f in mine)
+        notional_e3 = sum(f["price_e3"] * f["qty"] for f in mine)
+        dollars = f"{notional_e3 // 1000:,}.{notional_e3 % 1000:03d}"
+        print(f"  {venue:<8} {len(mine)} fills, {shares:,} shares, HK${dollars}")
+        for f in mine:
+            print(
+                f"    {f['exec_id']:<24} {f['qty']:>5} @ {_px(f['price_e3'])} "
+                f"{f['buy_account']} <- {f['sell_account']}"
+            )
+    print("\n== top-5 depth")
+    for line in _depth_lines(current):
+        print(line)
+    print("\n== balances (ledger.balances, HK$)")
+    latest: dict[str, dict[str, Any]] = {}
+    for snap in read_topic(current, "ledger.balances", "AccountSnapshot"):
+        latest[snap["account"]] = snap
+    for name in ("ACC1", "ACC2", "ACC3", "ACC4"):
+        snap = latest.get(name)
+        if snap is None:
+            print(f"  {name}: no fills yet, so no snapshot")
+            continue
+        held = ", ".join(f"{p['security']}: {p['qty']}" for p in snap["positions"]) or "none"
+        print(
+            f"  {name}: cash {_cents(snap['cash_cents'])}  equity {_cents(snap['equity_cents'])}"
+            f"  credit used {_cents(snap['credit_line_used_cents'])}  shares {held}"
+        )
+    print("\n== ledger verify")
+    for problem in settled["problems"]:
+        print(f"  DIFFERENCE {problem}")
+    print("  balanced" if not settled["problems"] else f"  {len(settled['problems'])} problem(s)")
+    print("\n== reconciliation")
+    for line in settled["recon"]:
+        print(f"  {line}")
+    print()
