@@ -11,6 +11,10 @@ partition, and a security lives in one partition); its venue order id is `X<part
 Exec ids are the engine's per-book sequence, `X<exec id>`, unique for the venue. A command for
 a security without a book has no sequence to draw from (the engine gives exec id 0); its reject
 is `X<partition>.r<offset>`, from its input offset, so it is as unique and deterministic.
+Bounds: a command whose string fields exceed `STRING_LEN_MAX` (the router refuses those at the
+edge; this is the matcher's own defence against any other writer of orders.internal) is
+answered by a REJECTED report with reason INVALID_FIELD, its strings cut to their bounds, and
+changes nothing, so its output stays a small record and a replay decides the same.
 Limits: order metadata is dropped when an order is done, so a cancel for a finished order is
 refused as UNKNOWN_ORDER, like one for an order that never existed.
 """
@@ -44,6 +48,17 @@ from sampan.matching.model import (
 )
 
 STATE_VERSION = 1
+# The longest accepted value of each string field of an OrderCommand (as the router's edge).
+STRING_LEN_MAX = {
+    "command_id": 160,  # the router derives cancel ids as "<command id>:<ClOrdID>"
+    "account": 32,
+    "member": 32,
+    "cl_ord_id": 80,  # a mass cancel's cancels are "<ClOrdID>.<n>"
+    "orig_cl_ord_id": 64,
+    "batch_id": 64,
+    "parent_id": 64,
+    "user": 64,
+}
 
 _EXEC_TYPE = {
     ExecType.ACCEPTED: "NEW",
@@ -86,6 +101,15 @@ class Record:
     value: dict[str, Any]
 
 
+def oversized(command: dict[str, Any]) -> str | None:
+    """Which string field of the command is over its bound, or None."""
+    for name, limit in STRING_LEN_MAX.items():
+        value = command.get(name)
+        if value is not None and len(value) > limit:
+            return f"{name} is {len(value)} characters long; at most {limit}"
+    return None
+
+
 def ord_status(exec_type: str, cum_qty: int, leaves_qty: int) -> str:
     if exec_type in ("REJECTED", "CANCELED", "EXPIRED"):
         return exec_type
@@ -114,6 +138,9 @@ class PartitionBook:
 
     def apply(self, offset: int, command: dict[str, Any]) -> list[Record]:
         """Apply one OrderCommand read at `offset`; the records it yields, in order."""
+        too_long = oversized(command)
+        if too_long is not None:
+            return [self._invalid(offset, command, too_long)]
         kind = command["kind"]
         ts_ns = command["ts_ns"]
         account = command["account"]
@@ -139,6 +166,38 @@ class PartitionBook:
             security = command["security"] or None
             engine_command = MassCancel(ts_ns, account, security)
         return self._records(command, self.engine.process(engine_command), duplicate_of)
+
+    def _invalid(self, offset: int, command: dict[str, Any], problem: str) -> Record:
+        """The answer to a command refused before the engine saw it."""
+        cut = {
+            name: None if command.get(name) is None else command[name][:limit]
+            for name, limit in STRING_LEN_MAX.items()
+        }
+        value = {
+            "exec_id": f"X{self.partition}.r{offset}",
+            "venue": "INTERNAL",
+            "order_id": "",
+            "cl_ord_id": cut["cl_ord_id"],
+            "orig_cl_ord_id": cut["orig_cl_ord_id"],
+            "parent_id": cut["parent_id"],
+            "account": cut["account"],
+            "member": cut["member"],
+            "security": command["security"],
+            "side": command["side"],
+            "exec_type": "REJECTED" if command["kind"] == "NEW" else "CANCEL_REJECTED",
+            "ord_status": "REJECTED",
+            "price_e3": command["price_e3"],
+            "order_qty": command["qty"],
+            "last_px_e3": 0,
+            "last_qty": 0,
+            "cum_qty": 0,
+            "leaves_qty": 0,
+            "cum_notional_e3": 0,
+            "reject_reason": "INVALID_FIELD",
+            "text": problem,
+            "ts_ns": command["ts_ns"],
+        }
+        return Record("orders.events", cut["account"] or "", "ExecutionReport", value)
 
     def _place(self, offset: int, command: dict[str, Any]) -> PlaceOrder:
         key = (command["account"], command["cl_ord_id"])

@@ -113,3 +113,17 @@ def test_snapshot_then_restore_continues_exactly_like_the_original() -> None:
             r.value for r in original.apply(offset, cmd)
         ]
     restored.engine.validate()
+
+
+def test_an_oversized_command_is_refused_with_a_small_report_and_changes_nothing() -> None:
+    from sampan.schemas import registry
+
+    book = PartitionBook(0, default_instruments())
+    book.apply(0, command("NEW", "a"))
+    before = book.snapshot()
+    huge = "x" * 400_000
+    [refused] = book.apply(1, command("CANCEL", huge, command_id=huge, orig_cl_ord_id="a"))
+    assert refused.value["reject_reason"] == "INVALID_FIELD"
+    assert refused.value["exec_id"] == "X0.r1" and len(refused.value["cl_ord_id"]) == 80
+    assert len(registry().encode("ExecutionReport", refused.value)) < 1_000
+    assert book.snapshot() == before
