@@ -54,6 +54,7 @@ TAG_BUSINESS_REJECT_REF_ID = 379
 TAG_BUSINESS_REJECT_REASON = 380
 TAG_REF_MSG_TYPE = 372
 TAG_CXL_REJ_RESPONSE_TO = 434
+TAG_MAX_PRICE_LEVELS = 1090
 
 SECURITY_ID_SOURCE_EXCHANGE = "8"
 SECURITY_EXCHANGE_XHKG = "XHKG"
@@ -63,6 +64,11 @@ PRICE_DECIMALS = 3
 QTY_MAX = 10**12
 _PRICE_RE = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,9}))?")
 _ID_MAX_LEN = 64
+# An HKEX limit order with MaxPriceLevels (1090) of 10 is an enhanced limit order: it may take
+# up to 10 price queues (the best and 9 spreads beyond). A limit without it, or with 1, is a
+# plain limit. (How OCG-C's FIX encoding names the enhanced limit is taken from its order
+# type table; verify against the current interface specification before going live.)
+ENHANCED_LIMIT_PRICE_LEVELS = 10
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
@@ -208,6 +214,7 @@ class NewOrderSingle:
     price_e3: int | None  # required for limit orders, absent for market orders
     time_in_force: TimeInForce
     transact_time_ns: int
+    max_price_levels: int | None = None  # ENHANCED_LIMIT_PRICE_LEVELS: an enhanced limit
 
     MSG_TYPE = "D"
 
@@ -219,7 +226,10 @@ class NewOrderSingle:
             (TAG_SIDE, self.side),
             (TAG_ORD_TYPE, self.ord_type),
             (TAG_ORDER_QTY, str(self.order_qty)),
-            *_optional((TAG_PRICE, _fmt_opt_price(self.price_e3))),
+            *_optional(
+                (TAG_PRICE, _fmt_opt_price(self.price_e3)),
+                (TAG_MAX_PRICE_LEVELS, _fmt_opt_int(self.max_price_levels)),
+            ),
             (TAG_TIME_IN_FORCE, self.time_in_force),
             (TAG_TRANSACT_TIME, format_utc_timestamp(self.transact_time_ns)),
         )
@@ -240,6 +250,7 @@ class NewOrderSingle:
             price_e3=price_e3,
             time_in_force=_time_in_force(msg),
             transact_time_ns=_transact_time(msg),
+            max_price_levels=msg.get_int(TAG_MAX_PRICE_LEVELS),
         )
 
 
@@ -338,10 +349,11 @@ class ExecutionReport:
     ord_status: OrdStatus
     security_id: str
     side: Side
-    order_qty: int
+    # OrderQty (38) and TransactTime (60) are optional in an FIX 5.0 SP2 ExecutionReport.
+    order_qty: int | None
     cum_qty: int
     leaves_qty: int
-    transact_time_ns: int
+    transact_time_ns: int | None
     price_e3: int | None = None
     last_px_e3: int | None = None  # set on trades (ExecType F / H)
     last_qty: int | None = None
@@ -363,8 +375,8 @@ class ExecutionReport:
             (TAG_ORD_STATUS, self.ord_status),
             *_instrument(self.security_id),
             (TAG_SIDE, self.side),
-            (TAG_ORDER_QTY, str(self.order_qty)),
             *_optional(
+                (TAG_ORDER_QTY, _fmt_opt_int(self.order_qty)),
                 (TAG_PRICE, _fmt_opt_price(self.price_e3)),
                 (TAG_LAST_PX, _fmt_opt_price(self.last_px_e3)),
                 (TAG_LAST_QTY, _fmt_opt_int(self.last_qty)),
@@ -374,9 +386,9 @@ class ExecutionReport:
             *_optional(
                 (TAG_AVG_PX, _fmt_opt_price(self.avg_px_e3)),
                 (TAG_ORD_REJ_REASON, _fmt_opt_int(self.ord_rej_reason)),
+                (TAG_TRANSACT_TIME, _fmt_opt_time(self.transact_time_ns)),
+                (TAG_TEXT, self.text),
             ),
-            (TAG_TRANSACT_TIME, format_utc_timestamp(self.transact_time_ns)),
-            *_optional((TAG_TEXT, self.text)),
         )
 
     @classmethod
@@ -396,10 +408,10 @@ class ExecutionReport:
             ord_status=_enum(msg, TAG_ORD_STATUS, OrdStatus),
             security_id=_security_id(msg),
             side=_enum(msg, TAG_SIDE, Side),
-            order_qty=_qty(msg, TAG_ORDER_QTY),
+            order_qty=_opt_qty(msg, TAG_ORDER_QTY),
             cum_qty=_qty(msg, TAG_CUM_QTY),
             leaves_qty=_qty(msg, TAG_LEAVES_QTY),
-            transact_time_ns=_transact_time(msg),
+            transact_time_ns=_opt_transact_time(msg),
             price_e3=_opt_price(msg, TAG_PRICE),
             last_px_e3=last_px_e3,
             last_qty=last_qty,
@@ -534,6 +546,15 @@ def _time_in_force(msg: FixMessage) -> TimeInForce:
 
 def _transact_time(msg: FixMessage) -> int:
     return parse_utc_timestamp(TAG_TRANSACT_TIME, msg.require(TAG_TRANSACT_TIME))
+
+
+def _opt_transact_time(msg: FixMessage) -> int | None:
+    value = msg.get(TAG_TRANSACT_TIME)
+    return None if value is None else parse_utc_timestamp(TAG_TRANSACT_TIME, value)
+
+
+def _fmt_opt_time(ts_ns: int | None) -> str | None:
+    return None if ts_ns is None else format_utc_timestamp(ts_ns)
 
 
 def _fmt_opt_price(price_e3: int | None) -> str | None:

@@ -9,7 +9,8 @@ clock, opens a socket or sleeps. The injected `SessionStore` holds sequence numb
 messages; a file-backed store makes it durable, a memory store keeps it pure.
 
 Guarantees:
-- Inbound business messages are delivered exactly once and in MsgSeqNum order: a gap sends a
+- Inbound business messages, and the peer's session-level Rejects (35=3, which name one of
+  our messages by RefSeqNum), are delivered exactly once and in MsgSeqNum order: a gap sends a
   ResendRequest (EndSeqNo 0, to the end) and later messages wait in a bounded queue; PossDup
   messages already seen are dropped; a too-low MsgSeqNum without PossDup ends the session.
 - Logon's NextExpectedMsgSeqNum (789) drives recovery both ways: above our next outgoing
@@ -20,6 +21,8 @@ Guarantees:
 - Silence is bounded: Heartbeat after one quiet interval, TestRequest after
   `test_request_after_intervals` silent ones, Logout and disconnect `disconnect_after_intervals`
   later. Logon, Logout and an unanswered resend each have a timeout.
+- A business message whose header ApplVerID (1128) is not 9 (FIX 5.0 SP2) is refused with a
+  Reject, SessionRejectReason 18, and not delivered.
 - Illegal state transitions raise `SessionStateError` (a programmer error, not peer input).
 
 Limits: no SendingTime accuracy check, no encryption, no mid-session day rollover (open a new
@@ -57,6 +60,7 @@ from sampan.fix.session_types import (
     MSG_SEQUENCE_RESET,
     MSG_TEST_REQUEST,
     SESSION_MSG_TYPES,
+    TAG_APPL_VER_ID,
     TAG_BEGIN_SEQ_NO,
     TAG_DEFAULT_APPL_VER_ID,
     TAG_ENCRYPT_METHOD,
@@ -126,6 +130,13 @@ class Session:
     @property
     def is_logged_on(self) -> bool:
         return self._state in LOGGED_ON_STATES
+
+    def sent_message(self, seq_num: int) -> FixMessage | None:
+        """The message we sent as `seq_num`, from the store (None when it is not kept): what a
+        peer's Reject with that RefSeqNum refused."""
+        if seq_num < 1:
+            return None
+        return _decode_stored(self.store.load_sent(seq_num, seq_num).get(seq_num))
 
     # ---- the driving API -------------------------------------------------------------
 
@@ -384,7 +395,22 @@ class Session:
             elif mt == MSG_RESEND_REQUEST and not acted_on:
                 self._answer_resend(msg, strict=True)
             elif mt == MSG_REJECT:
+                # The peer refused one of our messages: the application must know which one
+                # (RefSeqNum) to end what it stood for, so the Reject is delivered like a
+                # business message, in sequence.
                 self._out.events.append(ProtocolIssue(f"peer rejected: {msg.fields[1:]}"))
+                self._out.delivered.append(msg)
+            elif mt not in SESSION_MSG_TYPES and msg.get(TAG_APPL_VER_ID) not in (
+                None,
+                APPL_VER_ID_FIX50SP2,
+            ):
+                self._reject(
+                    seq,
+                    SessionRejectReason.INVALID_APPL_VER_ID,
+                    f"ApplVerID {msg.get(TAG_APPL_VER_ID)!r} unsupported; only 9 (FIX50SP2)",
+                    ref_tag=TAG_APPL_VER_ID,
+                    ref_msg_type=mt,
+                )
             elif mt == MSG_LOGOUT:
                 self._advance_target(seq + 1)
                 self._finish_logout(msg)

@@ -12,7 +12,9 @@ Guarantees:
   is disconnected are numbered, stored and delivered by the replay after its next logon.
 - Every ExecutionReport sent on a firm's order session is also sent, with the same ExecID, on
   its drop-copy session. Business messages arriving on a drop copy get a
-  BusinessMessageReject; the drop copy acts on nothing.
+  BusinessMessageReject; the drop copy acts on nothing. A session-level Reject (35=3) a member
+  sends on either session is logged at WARNING with what it names (RefSeqNum, RefTagID,
+  reason, text).
 - Faults (`lose_reports`, `cut`) never corrupt state: a lost report is numbered and stored
   exactly like a delivered one, only not written to the socket, so the client's gap detection
   and ResendRequest heal it; a cut aborts the TCP connection and both ends see it end.
@@ -33,10 +35,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sampan.fix.codec import DecodeError, FixDecoder, FixMessage
+from sampan.fix.codec import TAG_TEXT, DecodeError, FixDecoder, FixMessage
 from sampan.fix.messages import BusinessMessageReject, BusinessRejectReason, ExecutionReport
 from sampan.fix.session import Session
-from sampan.fix.session_types import SessionConfig, SessionRole, SessionState
+from sampan.fix.session_types import (
+    MSG_REJECT,
+    TAG_REF_MSG_TYPE,
+    TAG_REF_SEQ_NUM,
+    TAG_REF_TAG_ID,
+    TAG_SESSION_REJECT_REASON,
+    SessionConfig,
+    SessionRole,
+    SessionState,
+)
 from sampan.fix.store import (
     FileSessionStore,
     MemorySessionStore,
@@ -115,6 +126,19 @@ class _Firm:
     stores: list[SessionStore] = field(default_factory=list)
 
 
+def _log_reject(comp_id: str, msg: FixMessage) -> None:
+    """A member refused one of our messages at the session level: an operator must see it."""
+    log.warning(
+        "session %s sent Reject: RefSeqNum %s RefMsgType %s RefTagID %s reason %s: %s",
+        comp_id,
+        msg.get(TAG_REF_SEQ_NUM),
+        msg.get(TAG_REF_MSG_TYPE),
+        msg.get(TAG_REF_TAG_ID),
+        msg.get(TAG_SESSION_REJECT_REASON),
+        msg.get(TAG_TEXT),
+    )
+
+
 class _OrderApp:
     def __init__(self, gateway: Gateway, firm: _Firm) -> None:
         self._gateway, self._firm = gateway, firm
@@ -124,6 +148,9 @@ class _OrderApp:
         log.info("order session %s logged on", self._firm.config.comp_id)
 
     def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
+        if msg.msg_type == MSG_REJECT:
+            _log_reject(self._firm.config.comp_id, msg)
+            return
         assert self._firm.entry is not None
         self._firm.entry.on_message(msg, self._gateway.clock())
 
@@ -144,6 +171,9 @@ class _DropCopyApp:
         log.info("drop copy %s logged on", self._firm.config.drop_copy_comp_id)
 
     def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
+        if msg.msg_type == MSG_REJECT:
+            _log_reject(self._firm.config.drop_copy_comp_id, msg)
+            return
         reject = BusinessMessageReject.answering(
             msg, BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE, "drop copy is receive-only"
         )

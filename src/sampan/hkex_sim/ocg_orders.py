@@ -11,7 +11,10 @@ Guarantees:
   OrdRejReason (103) and a Text naming the rule. Every cancel or cancel/replace gets
   Canceled / Replaced, or an OrderCancelReject with CxlRejReason (102).
 - A ClOrdID is accepted once per CompID per trading day; a reuse is rejected (OrdRejReason 6,
-  CxlRejReason 6) and changes nothing. Over the throttle a message gets BusinessMessageReject
+  CxlRejReason 6) and changes nothing. OCG-C's ClOrdIDs are numeric: any other is rejected
+  (reason 99, "ClOrdID must be numeric") and not consumed.
+- A limit order with MaxPriceLevels (1090) 10 is an enhanced limit order (it may take up to 10
+  price queues); 1 or absent is a plain limit; any other value is rejected (reason 11). Over the throttle a message gets BusinessMessageReject
   reason 8 and is not acted on (its ClOrdID is not consumed).
 - Quantities and prices are integers (shares, HK$0.001). AvgPx is the volume-weighted average
   rounded half up to HK$0.001.
@@ -31,6 +34,7 @@ from typing import Protocol
 
 from sampan.fix.codec import FieldError, FixMessage
 from sampan.fix.messages import (
+    ENHANCED_LIMIT_PRICE_LEVELS,
     BusinessMessageReject,
     BusinessRejectReason,
     CxlRejResponseTo,
@@ -61,6 +65,7 @@ ORD_REJ_DUPLICATE_ORDER = 6
 ORD_REJ_UNSUPPORTED_CHARACTERISTIC = 11
 ORD_REJ_INCORRECT_QUANTITY = 13
 ORD_REJ_PRICE_BAND = 16
+ORD_REJ_INVALID_PRICE_INCREMENT = 18
 REJ_OTHER = 99
 CXL_REJ_TOO_LATE = 0
 CXL_REJ_UNKNOWN_ORDER = 1
@@ -73,6 +78,8 @@ _ORD_REJ: dict[m.RejectReason, int] = {
     _R.INVALID_QTY: ORD_REJ_INCORRECT_QUANTITY,
     _R.NOT_BOARD_LOT: ORD_REJ_INCORRECT_QUANTITY,
     _R.TOO_MANY_LOTS: ORD_REJ_INCORRECT_QUANTITY,
+    _R.INVALID_PRICE: ORD_REJ_PRICE_BAND,
+    _R.NOT_ON_TICK: ORD_REJ_INVALID_PRICE_INCREMENT,
     _R.PRICE_OUT_OF_RANGE: ORD_REJ_PRICE_BAND,
     _R.PRICE_THROUGH_REACH: ORD_REJ_PRICE_BAND,
     _R.DUPLICATE_ORDER_ID: ORD_REJ_DUPLICATE_ORDER,
@@ -218,15 +225,21 @@ class FirmOrderEntry:
         code = security_code(nos.security_id)
         if problem is None and (code is None or self._market.listed(code) is None):
             problem = (ORD_REJ_UNKNOWN_SYMBOL, f"unknown security {nos.security_id!r}")
+        order_type = _order_type(nos)
+        if problem is None and order_type is None:
+            problem = (
+                ORD_REJ_UNSUPPORTED_CHARACTERISTIC,
+                f"MaxPriceLevels {nos.max_price_levels} unsupported (1 limit, 10 enhanced limit)",
+            )
         if problem is not None:
             self._emit(_new_rejected(nos, self._ids.exec_id(), now_ns, *problem))
             return
-        assert code is not None
+        assert code is not None and order_type is not None
         engine_id = self._market.allocate_order_id()
         order = _Order(engine_id, code, nos.side, self._ids.order_id(), nos.cl_ord_id)
         self._orders[engine_id] = order
         self._by_cl_ord_id[nos.cl_ord_id] = engine_id
-        market = nos.ord_type is OrdType.MARKET
+        market = order_type is m.OrderType.MARKET
         self._market.submit(
             m.PlaceOrder(
                 now_ns,
@@ -237,13 +250,15 @@ class FirmOrderEntry:
                 m.Side.BUY if nos.side is Side.BUY else m.Side.SELL,
                 nos.order_qty,
                 0 if market or nos.price_e3 is None else nos.price_e3,
-                m.OrderType.MARKET if market else m.OrderType.LIMIT,
+                order_type,
                 _TIF[nos.time_in_force],
             )
         )
 
     def _claim(self, cl_ord_id: str) -> tuple[int, str] | None:
         """Record a ClOrdID for today, or say why it cannot be used: (reason, text)."""
+        if not (cl_ord_id.isascii() and cl_ord_id.isdigit()):
+            return REJ_OTHER, f"ClOrdID must be numeric: {cl_ord_id[:32]!r}"
         if cl_ord_id in self._cl_ord_ids:
             return ORD_REJ_DUPLICATE_ORDER, f"duplicate ClOrdID {cl_ord_id}"
         if self._cl_ord_ids.full:
@@ -424,6 +439,17 @@ class FirmOrderEntry:
                 _reason_text(reason),
             )
         )
+
+
+def _order_type(nos: NewOrderSingle) -> m.OrderType | None:
+    """The engine's order type of a NewOrderSingle, or None when it names none we support."""
+    if nos.ord_type is OrdType.MARKET:
+        return m.OrderType.MARKET
+    if nos.max_price_levels in (None, 1):
+        return m.OrderType.LIMIT
+    if nos.max_price_levels == ENHANCED_LIMIT_PRICE_LEVELS:
+        return m.OrderType.ENHANCED_LIMIT
+    return None
 
 
 def _reason_text(reason: m.RejectReason | m.CancelReason | None) -> str | None:

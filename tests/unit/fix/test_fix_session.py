@@ -350,3 +350,37 @@ def test_illegal_use_raises() -> None:
         session.connect(T0)
     with pytest.raises(SessionStateError):
         session.send(FixMessage.of("0"), T0)
+
+
+def test_a_peer_reject_is_delivered_and_names_the_message_we_sent() -> None:
+    pair = Pair()
+    pair.logon()
+    # Our order reaches the acceptor garbled beyond use: it refuses it at the session level.
+    pair.drop = lambda m: m.msg_type == "D"
+    pair.send("a", order(7))
+    sent_seq = int(pair.a.sent_raw[-1].get(34) or 0)
+    pair.drop = lambda _m: False
+    err = DecodeError(DecodeErrorKind.MALFORMED, "bad field", sent_seq)
+    pair._apply("b", pair.b.session.receive(err, pair.now))
+    pair.pump()
+    (reject,) = [m for m in pair.a.delivered if m.msg_type == "3"]
+    assert reject.get(45) == str(sent_seq)
+    refused = pair.a.session.sent_message(sent_seq)
+    assert refused is not None and refused.msg_type == "D" and refused.get(11) == "7"
+    assert pair.a.session.sent_message(999) is None
+
+
+def test_an_unsupported_appl_ver_id_is_refused_and_not_delivered() -> None:
+    pair = Pair()
+    pair.logon()
+    out = pair.b.session.receive(_from_client("D", 2, (1128, "7"), (11, "1")), pair.now)
+    (reject,) = out.outbound
+    assert (reject.msg_type, reject.get(45), reject.get(371), reject.get(373)) == (
+        "3",
+        "2",
+        "1128",
+        "18",
+    )
+    assert not out.delivered and pair.b.session.store.next_target_seq_num == 3
+    ok = pair.b.session.receive(_from_client("D", 3, (1128, "9"), (11, "2")), pair.now)
+    assert [m.get(11) for m in ok.delivered] == ["2"]

@@ -254,7 +254,7 @@ def test_cancel_all_cancels_every_open_order() -> None:
         (nos("1", security_id="99998"), 1),
         (nos("1", security_id="abc"), 1),
         (nos("1", qty=100), 13),
-        (nos("1", price_e3=98_551), 99),
+        (nos("1", price_e3=98_551), 18),  # FIX 5.0 SP2: invalid price increment
         (nos("1", ord_type=OrdType.MARKET, price_e3=None, time_in_force=TimeInForce.IOC), 11),
     ],
 )
@@ -293,3 +293,31 @@ def test_admin_commands_reject_malformed_input() -> None:
     assert admin_command(gateway, "CUT NOBODY")[0].startswith("ERR")
     assert admin_command(gateway, "lose SAMPAN 2") == ["OK lose SAMPAN 2"]
     assert "lose_pending=2" in admin_command(gateway, "STATUS")[1]
+
+
+def test_a_non_numeric_cl_ord_id_is_refused_and_not_consumed() -> None:
+    f = Firm()
+    (reject,) = f.send(nos("A1"))
+    assert reject.exec_type is ExecType.REJECTED and reject.ord_rej_reason == 99
+    assert "numeric" in (reject.text or "") and f.entry.open_order_count() == 0
+    (refused,) = f.send(cancel("B2", "A1"))
+    assert isinstance(refused, OrderCancelReject) and "numeric" in (refused.text or "")
+    (new,) = f.send(nos("1"))
+    assert new.exec_type is ExecType.NEW
+
+
+def test_max_price_levels_10_is_an_enhanced_limit_that_takes_ten_queues() -> None:
+    f = Firm()
+    f.maker(MSide.SELL, 400, 98_550)
+    f.maker(MSide.SELL, 400, 98_600)
+    # A plain limit priced through the best ask is refused; the enhanced limit walks the book
+    # to its price and rests the rest there.
+    through = nos("1", qty=1_200, price_e3=98_600)
+    assert er(f.send(through)).ord_rej_reason == 16
+    out = f.send(nos("2", qty=1_200, price_e3=98_600, max_price_levels=10))
+    trades = [r for r in out if r.exec_type is ExecType.TRADE]
+    assert [(t.last_px_e3, t.last_qty) for t in trades] == [(98_550, 400), (98_600, 400)]
+    assert out[-1].leaves_qty == 400 and f.entry.open_order_count() == 1
+    assert NewOrderSingle.from_fix(nos("3", max_price_levels=10).to_fix()).max_price_levels == 10
+    (odd,) = f.send(nos("4", max_price_levels=5))
+    assert odd.exec_type is ExecType.REJECTED and odd.ord_rej_reason == 11
