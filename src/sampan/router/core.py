@@ -1,31 +1,55 @@
 """The router's pure core: requests in; commands, FIX messages and reports out. No I/O.
 
 Inputs, each applied exactly once by the service (in a Kafka transaction):
-- `request(partition, offset, command)`: an OrderCommand from orders.requests;
+- `request(partition, offset, record, received_ns)`: an OrderCommand from orders.requests,
+  made a typed request (or refused with a reason) by `mapping` before anything else looks at
+  it;
 - `internal_report(report)`: a matcher ExecutionReport from orders.events (exec id `X...`);
-- `fix_message(seq, msg)`: an inbound business message of the OCG-C session, in order.
+- `fix_message(seq, msg)`: an inbound business message of the OCG-C session, or a
+  session-level Reject, in order.
 Outputs accumulate in `out` (records), `fix_out` (business messages to send) and `dirty`
-(order keys whose state must be persisted); the service takes them after each step.
+(order keys whose state must be persisted); the service takes them after each step. The
+helpers in `hkex` return what they decided; only this module appends to the outputs.
 Each input is all or nothing: one that raises leaves no output and no order change behind
 (`_atomic`). `request` and `internal_report` then re-raise (the service dead-letters the
 record); `fix_message` keeps the message and its error in `failed_fix` for the service to
 dead-letter, and goes on, so one odd HKEX message cannot stop the router for good.
 
-Guarantees: every NEW request gets an answer on orders.events or a venue (a reject is a
-REJECTED report with a `RejectReason`, never silence); the ids sent are deterministic
-(`ids`); a duplicate-ClOrdID reject from HKEX is "already sent" and changes nothing; an HKEX
-execution already applied to an order (same ExecID) is ignored; an execution whose order the
-core does not know yet (its request not re-processed after a restart) is parked, bounded by
+Guarantees: every request gets an answer on orders.events or a venue (a reject is a REJECTED
+or CANCEL_REJECTED report with a `RejectReason`, never silence; a MASS_CANCEL that matches no
+order it has not already asked to cancel is answered NOTHING_TO_CANCEL, and never sends a
+second cancel for an order whose cancel is pending); the ids sent are deterministic (`ids`); a
+duplicate-ClOrdID reject from HKEX is "already sent" and changes nothing; an HKEX execution
+already applied to an order (same ExecID) is ignored; an execution whose order the core does
+not know yet (its request not re-processed after a restart) is parked, bounded by
 `ORPHANS_MAX`, and applied when the order appears; `min_orphan_seq` tells the service not to
 commit the session's inbound number past it (more than `ORPHANS_MAX` raises `OrphansFull`,
 which stops the router: a restart re-processes the requests the orphans wait for).
+
+ClOrdIDs are unique per account per Hong Kong trading day (`ids.hk_day` of the request's
+`ts_ns`): a NEW, AMEND or CANCEL whose ClOrdID a live order of the account holds, or any order
+of the account used today (its NEW, its amends, its cancels), is rejected as
+DUPLICATE_CL_ORD_ID. Per account rather than per member because an account is the key of
+orders.requests: all of an account's requests are in one partition, in one order, so the
+check is the same on every replay and still holds if the router is ever split by partition;
+a member's accounts may span partitions. (HKEX's own per-firm rule is kept by the numeric
+ClOrdIDs the router derives for it.) Finished orders are kept, without their ExecIDs, until a
+request of a later day arrives, and persisted like open ones, so a restart remembers them; at
+most `CoreConfig.done_max` of them (past that NEWs are refused, never a ClOrdID forgotten).
+
+A SMART parent ends whatever its children do: its HKEX remainder is an enhanced limit (see
+`hkex`), and a child that HKEX rejects, expires or cancels, by an ExecutionReport, a
+BusinessMessageReject or a session-level Reject, ends the parent (`orders.child_done`) and
+releases its hold. HKEX losing an order (a cancel answered "unknown order") ends it as
+CANCELED by the venue, with reason VENUE_UNKNOWN_ORDER and an ERROR log for operators.
 
 Limits: AMEND is supported on the internal route only (HKEX and SMART amends are rejected as
 UNSUPPORTED); the hold of an amended order follows the matcher's REPLACED report. A rolled
 back input keeps the fills it already told `Tables.seen_fill` about (they overstate holds until
 the ledger's next snapshot, never understate them). A dead-lettered HKEX execution is missing
 from orders.events and fills until an operator replays it; reconciliation with the drop copy
-flags it.
+flags it. A request stamped in the first minute of a new day (a sender's clock may run a
+minute ahead) ends the previous day's ClOrdID memory for every account a minute early.
 """
 
 from __future__ import annotations
@@ -36,25 +60,48 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sampan.fix.codec import FixMessage
+from sampan.fix.codec import TAG_SENDING_TIME, FixMessage, parse_utc_timestamp
 from sampan.fix.messages import (
+    TAG_CL_ORD_ID,
+    TAG_REF_MSG_TYPE,
     BusinessMessageReject,
+    CxlRejResponseTo,
     ExecType,
     ExecutionReport,
     OrderCancelReject,
+    OrdStatus,
 )
+from sampan.fix.session_types import MSG_REJECT, TAG_SESSION_REJECT_REASON
 from sampan.router import hkex as hx
 from sampan.router import risk
 from sampan.router.ids import (
     Kind,
     Origin,
+    hk_day,
     hkex_cl_ord_id,
     internal_child_cl_ord_id,
     origin_of,
     parse_hkex_cl_ord_id,
     router_exec_id,
 )
-from sampan.router.orders import Order, Phase, Route, Status, child_done, traded
+from sampan.router.mapping import (
+    AmendRequest,
+    CancelRequest,
+    MassCancelRequest,
+    NewOrder,
+    Refused,
+    Request,
+    request_from,
+)
+from sampan.router.orders import (
+    Order,
+    Phase,
+    Route,
+    Status,
+    child_done,
+    member_ids,
+    traded,
+)
 from sampan.router.records import Out, command_reject, internal_command
 from sampan.router.tables import SeenFill, Tables
 
@@ -62,12 +109,16 @@ log = logging.getLogger(__name__)
 
 ORPHANS_MAX = 10_000
 ORD_REJ_DUPLICATE_ORDER = 6  # OCG-C OrdRejReason / CxlRejReason for a reused ClOrdID
+CXL_REJ_UNKNOWN_ORDER = 1  # CxlRejReason: the exchange does not know the order
+MSG_NEW_ORDER_SINGLE = "D"
+MSG_ORDER_CANCEL_REQUEST = "F"
 
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
     cl_ord_id_base: int = 0
     open_orders_max: int = 100_000
+    done_max: int = 1_000_000  # finished orders remembered for the day (their ClOrdIDs)
     risk: risk.RiskConfig = field(default_factory=risk.RiskConfig)
 
 
@@ -79,8 +130,11 @@ class RouterCore:
     def __init__(self, config: CoreConfig, tables: Tables) -> None:
         self.config = config
         self.tables = tables
-        self.orders: dict[str, Order] = {}
-        self.by_member: dict[tuple[str, str], str] = {}  # (account, member ClOrdID) → key
+        self.orders: dict[str, Order] = {}  # open orders by key
+        self.done: dict[str, Order] = {}  # finished orders of the day (ClOrdID memory)
+        self.day = 0  # the latest Hong Kong day a request was stamped with
+        self.by_member: dict[tuple[str, str], str] = {}  # (account, live ClOrdID) → key
+        self.used: dict[tuple[str, str], str] = {}  # (account, any ClOrdID of an order) → key
         self.by_internal: dict[tuple[str, str], str] = {}  # (account, ClOrdID on our book) → key
         self.by_hkex: dict[str, str] = {}  # HKEX ClOrdID → key
         self.holds_cents: dict[str, int] = {}
@@ -97,16 +151,18 @@ class RouterCore:
     # ---------------------------------------------------------------- state
 
     def load(self, orders: Iterable[Order], processed: dict[int, int]) -> None:
-        """Restore open orders (from the state topic) and the committed request offsets."""
+        """Restore open and finished orders (from the state topic) and the committed request
+        offsets."""
         for order in orders:
-            self._put(order)
+            self._put(replace(order, member_cl_ord_ids=tuple(order.member_cl_ord_ids)))
+            self.day = max(self.day, order.day)
         self.processed = dict(processed)
         self.dirty.clear()
 
     def take(self) -> tuple[list[Out], list[FixMessage], list[tuple[str, Order | None]]]:
         out, fix, dirty = self.out, self.fix_out, sorted(self.dirty)
         self.out, self.fix_out, self.dirty = [], [], set()
-        return out, fix, [(key, self.orders.get(key)) for key in dirty]
+        return out, fix, [(key, self._get(key)) for key in dirty]
 
     def take_failed_fix(self) -> list[tuple[int, FixMessage, str]]:
         failed, self.failed_fix = self.failed_fix, []
@@ -118,7 +174,7 @@ class RouterCore:
         parked messages) it changed, then re-raise. Nests (an adopted message inside a request)."""
         marks = len(self.out), len(self.fix_out), len(self.failed_fix)
         parked = {cl: list(msgs) for cl, msgs in self.orphans.items()} if self.orphans else {}
-        parked_count = self.orphan_count
+        parked_count, day = self.orphan_count, self.day
         journal: dict[str, Order | None] = {}
         self._journals.append(journal)
         try:
@@ -127,7 +183,7 @@ class RouterCore:
             popped = self._journals.pop()
             assert popped is journal
             del self.out[marks[0] :], self.fix_out[marks[1] :], self.failed_fix[marks[2] :]
-            self.orphans, self.orphan_count = parked, parked_count
+            self.orphans, self.orphan_count, self.day = parked, parked_count, day
             for key, before in journal.items():
                 self._restore(key, before)
             raise
@@ -137,15 +193,14 @@ class RouterCore:
             for key, before in journal.items():
                 self._journals[-1].setdefault(key, before)
 
+    def _get(self, key: str) -> Order | None:
+        order = self.orders.get(key)
+        return order if order is not None else self.done.get(key)
+
     def _restore(self, key: str, before: Order | None) -> None:
-        current = self.orders.pop(key, None)
-        if current is not None:
-            self._account(current, -1)
-            self._unindex(current)
+        self._remove(key)
         if before is not None:
-            self.orders[key] = before
-            self._account(before, +1)
-            self._index(before)
+            self._insert(before)
         self.dirty.add(key)
 
     def min_orphan_seq(self) -> int | None:
@@ -160,19 +215,37 @@ class RouterCore:
         return risk.Exposure(holds, sells)
 
     def _put(self, order: Order) -> None:
-        old = self.orders.get(order.key)
+        """Store the order's new state: open, or finished (kept for its ClOrdIDs, without
+        the ExecIDs only an open order needs)."""
         if self._journals:
-            self._journals[-1].setdefault(order.key, old)
-        if old is not None:
-            self._account(old, -1)
-            self._unindex(old)
+            self._journals[-1].setdefault(order.key, self._get(order.key))
+        self._remove(order.key)
+        self._insert(order if order.open else replace(order, exec_ids=()))
+        self.dirty.add(order.key)
+
+    def _forget(self, key: str) -> None:
+        """Drop a finished order of an earlier day (its ClOrdIDs may be used again)."""
+        if self._journals:
+            self._journals[-1].setdefault(key, self._get(key))
+        self._remove(key)
+        self.dirty.add(key)
+
+    def _remove(self, key: str) -> None:
+        current = self.orders.pop(key, None)
+        if current is not None:
+            self._account(current, -1)
+        else:
+            current = self.done.pop(key, None)
+        if current is not None:
+            self._unindex(current)
+
+    def _insert(self, order: Order) -> None:
         if order.open:
             self.orders[order.key] = order
             self._account(order, +1)
-            self._index(order)
         else:
-            self.orders.pop(order.key, None)
-        self.dirty.add(order.key)
+            self.done[order.key] = order
+        self._index(order)
 
     def _account(self, order: Order, sign: int) -> None:
         cfg = self.config.risk
@@ -183,96 +256,137 @@ class RouterCore:
             self.sells[key] = self.sells.get(key, 0) + sign * order.sell_committed()
 
     def _index(self, order: Order) -> None:
-        self.by_member[(order.account, order.cl_ord_id)] = order.key
+        account, key = order.account, order.key
+        for cl in member_ids(order):
+            self.used[(account, cl)] = key
+        if not order.open:
+            return
+        self.by_member[(account, order.cl_ord_id)] = key
         if order.route is Route.INTERNAL:
-            self.by_internal[(order.account, order.cl_ord_id)] = order.key
+            self.by_internal[(account, order.cl_ord_id)] = key
         elif order.route is Route.SMART:
-            origin = origin_of(order.key)
-            self.by_internal[(order.account, internal_child_cl_ord_id(origin))] = order.key
+            self.by_internal[(account, internal_child_cl_ord_id(origin_of(key)))] = key
         for cl in order.hkex_cl_ord_ids:
-            self.by_hkex[cl] = order.key
+            self.by_hkex[cl] = key
 
     def _unindex(self, order: Order) -> None:
-        self.by_member.pop((order.account, order.cl_ord_id), None)
-        self.by_internal.pop((order.account, order.cl_ord_id), None)
+        """Remove the order's entries (not those a later order with the same ids now owns)."""
+        account, key = order.account, order.key
+        entries: list[tuple[dict[Any, str], Any]] = [
+            (self.used, (account, cl)) for cl in member_ids(order)
+        ]
+        entries += [(self.by_member, (account, order.cl_ord_id))]
+        entries += [(self.by_internal, (account, order.cl_ord_id))]
         if order.route is Route.SMART:
-            child = internal_child_cl_ord_id(origin_of(order.key))
-            self.by_internal.pop((order.account, child), None)
-        for cl in order.hkex_cl_ord_ids:
-            self.by_hkex.pop(cl, None)
+            child = internal_child_cl_ord_id(origin_of(key))
+            entries.append((self.by_internal, (account, child)))
+        entries += [(self.by_hkex, cl) for cl in order.hkex_cl_ord_ids]
+        for index, entry in entries:
+            if index.get(entry) == key:
+                del index[entry]
 
     # ---------------------------------------------------------------- requests
 
-    def request(self, partition: int, offset: int, command: dict[str, Any]) -> None:
-        """One request; if it raises, it changed nothing and is still taken as handled (the
-        service dead-letters it)."""
+    def request(
+        self, partition: int, offset: int, record: dict[str, Any], received_ns: int | None = None
+    ) -> None:
+        """One OrderCommand record (`received_ns`: the time Kafka stamped it, when known). If
+        it raises, it changed nothing and is still taken as handled (the service
+        dead-letters it)."""
         origin = Origin(partition, offset)
         try:
             with self._atomic():
-                kind = command["kind"]
-                if kind == "NEW":
-                    self._new(origin, command)
-                elif kind == "CANCEL":
-                    self._cancel_command(origin, command)
-                elif kind == "AMEND":
-                    self._amend(origin, command)
+                req = request_from(record, received_ns)
+                if isinstance(req, Refused):
+                    self._reject(origin, req.request, req.reason, req.text)
                 else:
-                    self._mass_cancel(origin, command)
+                    self._new_day(hk_day(req.ts_ns))
+                    self._request(origin, req)
         finally:
             self.processed[partition] = offset + 1
 
-    def _reject(
-        self, origin: Origin, c: dict[str, Any], reason: risk.RejectReason, text: str
-    ) -> None:
-        venue = "HKEX" if c["route"] == "HKEX" else "INTERNAL"
-        exec_type = "REJECTED" if c["kind"] == "NEW" else "CANCEL_REJECTED"
+    def _request(self, origin: Origin, req: Request) -> None:
+        if isinstance(req, NewOrder):
+            self._new(origin, req)
+        elif isinstance(req, CancelRequest):
+            self._cancel_request(origin, req)
+        elif isinstance(req, AmendRequest):
+            self._amend(origin, req)
+        else:
+            assert isinstance(req, MassCancelRequest), req
+            self._mass_cancel(origin, req)
+
+    def _new_day(self, day: int) -> None:
+        """A request of a later day: yesterday's ClOrdIDs may be used again."""
+        if day <= self.day:
+            return
+        self.day = day
+        for key in [key for key, order in self.done.items() if order.day < day]:
+            self._forget(key)
+
+    def _reject(self, origin: Origin, req: Request, reason: risk.RejectReason, text: str) -> None:
+        venue = "HKEX" if req.route is Route.HKEX else "INTERNAL"
+        exec_type = "REJECTED" if isinstance(req, NewOrder) else "CANCEL_REJECTED"
         self.out.append(
-            command_reject(c, router_exec_id(origin), venue, exec_type, str(reason), text)
+            command_reject(req, router_exec_id(origin), venue, exec_type, str(reason), text)
         )
 
-    def _new(self, origin: Origin, c: dict[str, Any]) -> None:
-        account = c["account"]
-        if (account, c["cl_ord_id"]) in self.by_member:
-            self._reject(origin, c, risk.RejectReason.DUPLICATE_CL_ORD_ID, "ClOrdID is live")
+    def _duplicate(self, origin: Origin, req: Request) -> bool:
+        """True (and the request answered) when the account used its ClOrdID today."""
+        key = self.used.get((req.account, req.cl_ord_id))
+        order = self._get(key) if key is not None else None
+        if order is None or (not order.open and order.day != hk_day(req.ts_ns)):
+            return False
+        text = "ClOrdID is live" if order.open else "ClOrdID already used today"
+        self._reject(origin, req, risk.RejectReason.DUPLICATE_CL_ORD_ID, text)
+        return True
+
+    def _new(self, origin: Origin, req: NewOrder) -> None:
+        if self._duplicate(origin, req):
             return
         if len(self.orders) >= self.config.open_orders_max:
-            self._reject(origin, c, risk.RejectReason.OPEN_ORDERS_LIMIT, "router full")
+            self._reject(origin, req, risk.RejectReason.OPEN_ORDERS_LIMIT, "router full")
             return
-        terms = risk.OrderTerms(
-            risk.Side(c["side"]), c["security"], c["ord_type"] == "MARKET", c["price_e3"], c["qty"]
-        )
+        if len(self.done) >= self.config.done_max:
+            self._reject(
+                origin, req, risk.RejectReason.OPEN_ORDERS_LIMIT, "orders for the day exhausted"
+            )
+            return
+        account = req.account
+        terms = risk.OrderTerms(req.side, req.security, req.market, req.price_e3, req.qty)
         limits = self.tables.accounts.get(account)
         decision = risk.check(
             terms,
-            c["member"],
+            req.member,
             limits,
-            self.tables.instruments.get(c["security"]),
+            self.tables.instruments.get(req.security),
             self.tables.balances.get(account),
             self.exposure(account),
-            self.tables.last_e3.get(c["security"]),
+            self.tables.last_e3.get(req.security),
             self.config.risk,
         )
         if isinstance(decision, risk.Rejected):
-            self._reject(origin, c, decision.reason, decision.text)
+            self._reject(origin, req, decision.reason, decision.text)
             return
         assert limits is not None
         order = Order(
             key=origin.key,
             account=account,
-            member=c["member"],
-            security=c["security"],
-            side=terms.side,
-            ord_type=c["ord_type"],
-            time_in_force=c["time_in_force"],
-            route=Route(c["route"]),
-            cl_ord_id=c["cl_ord_id"],
-            price_e3=c["price_e3"],
-            qty=c["qty"],
+            member=req.member,
+            security=req.security,
+            side=req.side,
+            ord_type=req.ord_type,
+            time_in_force=req.time_in_force,
+            route=req.route,
+            cl_ord_id=req.cl_ord_id,
+            price_e3=req.price_e3,
+            qty=req.qty,
             hold_price_e3=decision.hold_price_e3,
-            ts_ns=c["ts_ns"],
+            ts_ns=req.ts_ns,
+            day=hk_day(req.ts_ns),
         )
         if order.route is Route.INTERNAL:
-            self.out.append(internal_command(c, limits.stp, parent_id=None))
+            self.out.append(internal_command(req.command(), limits.stp, parent_id=None))
             self._put(order)
         elif order.route is Route.HKEX:
             cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin, Kind.NEW)
@@ -283,74 +397,86 @@ class RouterCore:
             child = internal_child_cl_ord_id(origin)
             self.out.append(
                 internal_command(
-                    c,
+                    req.command(),
                     limits.stp,
                     cl_ord_id=child,
                     time_in_force="IOC",
                     route="INTERNAL",
-                    parent_id=c["cl_ord_id"],
+                    parent_id=req.cl_ord_id,
                 )
             )
             parent = replace(order, phase=Phase.INTERNAL, status=Status.NEW)
-            parent = hx.parent_report(parent, self.out, "NEW", "INTERNAL", c["ts_ns"])
+            parent, report = hx.parent_report(parent, "NEW", "INTERNAL", req.ts_ns)
+            self.out.append(report)
             self._put(parent)
 
-    def _cancel_command(self, origin: Origin, c: dict[str, Any]) -> None:
-        key = self.by_member.get((c["account"], c["orig_cl_ord_id"] or ""))
+    def _cancel_request(self, origin: Origin, req: CancelRequest) -> None:
+        key = self.by_member.get((req.account, req.orig_cl_ord_id or ""))
         if key is None:
-            self._reject(origin, c, risk.RejectReason.UNKNOWN_ORDER, "no open order")
+            self._reject(origin, req, risk.RejectReason.UNKNOWN_ORDER, "no open order")
             return
-        self._cancel(self.orders[key], c, c["cl_ord_id"], Kind.CANCEL, origin, 0)
+        if self._duplicate(origin, req):
+            return
+        order = self.orders[key]
+        order = replace(order, member_cl_ord_ids=(*order.member_cl_ord_ids, req.cl_ord_id))
+        self._cancel(order, req, req.cl_ord_id, Kind.CANCEL, origin, 0)
 
     def _cancel(
-        self, order: Order, c: dict[str, Any], cancel_cl: str, kind: Kind, origin: Origin, i: int
+        self, order: Order, req: Request, cancel_cl: str, kind: Kind, origin: Origin, i: int
     ) -> None:
         order = replace(order, cancel_requested=True, cancel_cl_ord_id=cancel_cl)
         limits = self.tables.accounts.get(order.account)
         stp = limits.stp if limits is not None else "CANCEL_RESTING"
         if order.route is Route.INTERNAL:
-            self.out.append(
-                internal_command(
-                    hx.cancel_command(order, c, cancel_cl), stp, orig_cl_ord_id=order.cl_ord_id
-                )
-            )
+            command = hx.cancel_command(order, req, cancel_cl)
+            self.out.append(internal_command(command, stp, orig_cl_ord_id=order.cl_ord_id))
             self._put(order)
         elif order.route is Route.HKEX or order.phase is Phase.HKEX:
             cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin, kind, i)
-            self.fix_out.append(hx.cancel_order(order, cl, c["ts_ns"]))
+            self.fix_out.append(hx.cancel_order(order, cl, req.ts_ns))
             self._put(replace(order, hkex_cl_ord_ids=(*order.hkex_cl_ord_ids, cl)))
             self._adopt(cl)
         else:
             # The IOC child on our book ends by itself; the parent then ends CANCELED.
             self._put(order)
 
-    def _mass_cancel(self, origin: Origin, c: dict[str, Any]) -> None:
-        security = c["security"]
+    def _mass_cancel(self, origin: Origin, req: MassCancelRequest) -> None:
+        mine = [
+            o
+            for o in self.orders.values()
+            if o.account == req.account and (not req.security or o.security == req.security)
+        ]
+        # An order whose cancel is pending is already on its way out: asking again would
+        # only multiply commands while a venue is slow (one order once got 30).
         targets = sorted(
-            (o for o in self.orders.values() if o.account == c["account"]),
-            key=lambda o: origin_of(o.key).offset,
+            (o for o in mine if not o.cancel_requested), key=lambda o: origin_of(o.key).offset
         )
-        if security:
-            targets = [o for o in targets if o.security == security]
+        if not targets:
+            text = (
+                f"{len(mine)} open orders, all with a cancel pending" if mine else "no open order"
+            )
+            self._reject(origin, req, risk.RejectReason.NOTHING_TO_CANCEL, text)
+            return
         for i, order in enumerate(targets[: hx.MASS_CANCEL_MAX]):
-            self._cancel(order, c, f"{c['cl_ord_id']}.{i}", Kind.MASS_CANCEL, origin, i)
+            self._cancel(order, req, f"{req.cl_ord_id}.{i}", Kind.MASS_CANCEL, origin, i)
 
-    def _amend(self, origin: Origin, c: dict[str, Any]) -> None:
-        key = self.by_member.get((c["account"], c["orig_cl_ord_id"] or ""))
+    def _amend(self, origin: Origin, req: AmendRequest) -> None:
+        key = self.by_member.get((req.account, req.orig_cl_ord_id or ""))
         if key is None:
-            self._reject(origin, c, risk.RejectReason.UNKNOWN_ORDER, "no open order")
+            self._reject(origin, req, risk.RejectReason.UNKNOWN_ORDER, "no open order")
+            return
+        if self._duplicate(origin, req):
             return
         order = self.orders[key]
         if order.route is not Route.INTERNAL:
-            self._reject(origin, c, risk.RejectReason.UNSUPPORTED, "amend on internal only")
+            self._reject(origin, req, risk.RejectReason.UNSUPPORTED, "amend on internal only")
             return
         exposure = self.exposure(order.account)
         exposure = replace(
             exposure, holds_cents=exposure.holds_cents - order.hold_cents(self.config.risk)
         )
-        terms = risk.OrderTerms(
-            order.side, order.security, order.ord_type == "MARKET", c["price_e3"], c["qty"]
-        )
+        terms = risk.OrderTerms(order.side, order.security, req.market, req.price_e3, req.qty)
+        terms = replace(terms, market=order.ord_type == "MARKET")
         decision = risk.check(
             terms,
             order.member,
@@ -362,10 +488,11 @@ class RouterCore:
             self.config.risk,
         )
         if isinstance(decision, risk.Rejected):
-            self._reject(origin, c, decision.reason, decision.text)
+            self._reject(origin, req, decision.reason, decision.text)
             return
         limits = self.tables.accounts[order.account]
-        self.out.append(internal_command(c, limits.stp, route="INTERNAL"))
+        self.out.append(internal_command(req.command(), limits.stp, route="INTERNAL"))
+        self._put(replace(order, member_cl_ord_ids=(*order.member_cl_ord_ids, req.cl_ord_id)))
 
     # ---------------------------------------------------------------- internal book reports
 
@@ -386,9 +513,16 @@ class RouterCore:
             return
         order = self.orders[key]
         if order.route is Route.INTERNAL:
-            self._put(hx.internal_update(order, r, self._seen))
+            self._put(self._apply(hx.internal_update(order, r)))
         else:
             self._child_update(order, r)
+
+    def _apply(self, update: hx.Update) -> Order:
+        """Take a helper's decision: its records, and its trades into risk's unsettled view."""
+        self.out.extend(update.out)
+        for trade in update.trades:
+            self._seen(update.order, trade.last_px_e3, trade.last_qty, trade.ts_ns)
+        return update.order
 
     def _seen(self, order: Order, last_px_e3: int, last_qty: int, ts_ns: int) -> None:
         buys = order.side is risk.Side.BUY
@@ -402,15 +536,17 @@ class RouterCore:
         if r["exec_type"] == "TRADE":
             parent = traded(parent, r["last_px_e3"], r["last_qty"])
             self._seen(parent, r["last_px_e3"], r["last_qty"], ts_ns)
-            parent = hx.parent_report(
-                parent, self.out, "TRADE", "INTERNAL", ts_ns, r["last_px_e3"], r["last_qty"]
+            parent, report = hx.parent_report(
+                parent, "TRADE", "INTERNAL", ts_ns, r["last_px_e3"], r["last_qty"]
             )
+            self.out.append(report)
         if r["ord_status"] in ("FILLED", "CANCELED", "EXPIRED", "REJECTED"):
             parent = self._next_child(parent, Status(r["ord_status"]), ts_ns)
         self._put(parent)
         self.adopt_all()
 
     def _next_child(self, parent: Order, child_status: Status, ts_ns: int) -> Order:
+        """The internal child ended: send what is left to HKEX, or end the parent."""
         was_open = parent.open
         parent, remaining = child_done(parent, child_status)
         if remaining:
@@ -418,8 +554,9 @@ class RouterCore:
             self.fix_out.append(hx.new_order(parent, cl, remaining))
             parent = replace(parent, hkex_cl_ord_ids=(*parent.hkex_cl_ord_ids, cl))
             self.by_hkex[cl] = parent.key
-        elif was_open and parent.status in (Status.CANCELED, Status.EXPIRED):
-            parent = hx.parent_report(parent, self.out, str(parent.status), "INTERNAL", ts_ns)
+        elif was_open and not parent.open and parent.status is not Status.FILLED:
+            parent, report = hx.parent_report(parent, str(parent.status), "INTERNAL", ts_ns)
+            self.out.append(report)
         return parent
 
     # ---------------------------------------------------------------- HKEX
@@ -436,6 +573,8 @@ class RouterCore:
                     self._cancel_reject(seq, msg, OrderCancelReject.from_fix(msg))
                 elif msg.msg_type == BusinessMessageReject.MSG_TYPE:
                     self._business_reject(BusinessMessageReject.from_fix(msg))
+                elif msg.msg_type == MSG_REJECT:
+                    self._session_reject(seq, msg)
                 else:
                     log.warning("router: ignoring HKEX MsgType %s (seq %d)", msg.msg_type, seq)
         except OrphansFull:
@@ -462,7 +601,7 @@ class RouterCore:
         order = self.orders[key]
         if er.exec_id in order.exec_ids:
             return  # a replay of an execution already applied
-        self._put(hx.hkex_update(order, er, self.out, self._seen))
+        self._put(self._apply(hx.hkex_update(order, _complete(er, msg, order))))
 
     def _cancel_reject(self, seq: int, msg: FixMessage, rej: OrderCancelReject) -> None:
         if rej.cxl_rej_reason == ORD_REJ_DUPLICATE_ORDER:
@@ -472,19 +611,82 @@ class RouterCore:
             self._orphan_or_drop(seq, msg, rej.cl_ord_id)
             return
         order = self.orders[key]
+        if rej.cxl_rej_reason == CXL_REJ_UNKNOWN_ORDER:
+            self._venue_forgot(order, rej)
+            return
         self.out.append(hx.cancel_rejected(order, rej))
         self._put(replace(order, cancel_requested=False, cancel_cl_ord_id=None))
 
+    def _venue_forgot(self, order: Order, rej: OrderCancelReject) -> None:
+        """HKEX answered our cancel with "unknown order": it has lost the order (an exchange
+        restart that lost its books). The order cannot trade there any more; end it as the
+        exchange sees it, and tell operators."""
+        log.error(
+            "router: ALERT: HKEX does not know order %s (account %s, HKEX ClOrdID %s): %s; "
+            "ending it CANCELED as the exchange sees it",
+            order.key,
+            order.account,
+            rej.orig_cl_ord_id,
+            rej.text,
+        )
+        text = f"HKEX does not know the order: {rej.text or 'unknown order'}"[:200]
+        if order.route is Route.SMART:
+            parent = replace(order, reject_reason=hx.VENUE_UNKNOWN_ORDER, reject_text=text)
+            parent, reports = hx.end_child(parent, Status.CANCELED, "HKEX", order.ts_ns)
+            self.out.extend(reports)
+            self._put(parent)
+            return
+        order, report = hx.venue_forgot(order, f"HKEX-LOST-{rej.cl_ord_id}", text)
+        self.out.append(report)
+        self._put(order)
+
     def _business_reject(self, rej: BusinessMessageReject) -> None:
         key = self._lookup(rej.business_reject_ref_id)
-        if key is None or rej.ref_msg_type != "D":
+        if key is None or rej.ref_msg_type != MSG_NEW_ORDER_SINGLE:
             log.warning("router: HKEX business reject %s", rej)
             return
-        order = self.orders[key]
+        exec_id = f"HKEX-BMR-{rej.business_reject_ref_id}"
+        self._order_refused(self.orders[key], exec_id, rej.text)
+
+    def _order_refused(self, order: Order, exec_id: str, text: str | None) -> None:
+        """HKEX refused our NewOrderSingle outright (no ExecutionReport will follow)."""
         if order.route is Route.HKEX and order.status is Status.PENDING_NEW:
-            self._put(hx.venue_rejected(order, rej, self.out))
+            order, report = hx.venue_rejected(order, exec_id, text)
+            self.out.append(report)
+            self._put(order)
         elif order.route is Route.SMART and order.phase is Phase.HKEX and not order.child_cum_qty:
-            self._put(self._next_child(order, Status.REJECTED, order.ts_ns))
+            parent = replace(order, reject_reason=hx.VENUE_REJECTED, reject_text=text)
+            parent, reports = hx.end_child(parent, Status.REJECTED, "HKEX", order.ts_ns)
+            self.out.extend(reports)
+            self._put(parent)
+
+    def _session_reject(self, seq: int, msg: FixMessage) -> None:
+        """HKEX refused one of our messages at the session level (35=3). The link added the
+        refused message's ClOrdID and MsgType; the order it stood for is answered."""
+        cl = msg.get(TAG_CL_ORD_ID)
+        ref_type = msg.get(TAG_REF_MSG_TYPE)
+        reason = msg.get(TAG_SESSION_REJECT_REASON)
+        text = f"HKEX session Reject (reason {reason}): {msg.get(58) or ''}"[:200]
+        key = self._lookup(cl)
+        log.error(
+            "router: HKEX Reject seq %d of %s %s (order %s): %s", seq, ref_type, cl, key, text
+        )
+        if key is None:
+            return
+        order = self.orders[key]
+        if ref_type == MSG_NEW_ORDER_SINGLE:
+            self._order_refused(order, f"HKEX-REJ-{cl}", text)
+        elif ref_type == MSG_ORDER_CANCEL_REQUEST and cl is not None:
+            rej = OrderCancelReject(
+                order.venue_order_id or "NONE",
+                cl,
+                order.hkex_cl_ord_ids[0],
+                OrdStatus.NEW,
+                CxlRejResponseTo.CANCEL,
+                text=text,
+            )
+            self.out.append(hx.cancel_rejected(order, rej))
+            self._put(replace(order, cancel_requested=False, cancel_cl_ord_id=None))
 
     def _orphan_or_drop(self, seq: int, msg: FixMessage, cl_ord_id: str) -> None:
         parsed = parse_hkex_cl_ord_id(cl_ord_id)
@@ -511,3 +713,17 @@ class RouterCore:
         """Retry every parked message (after a SMART parent moved on to HKEX)."""
         for cl in [cl for cl in self.orphans if cl in self.by_hkex]:
             self._adopt(cl)
+
+
+def _complete(er: ExecutionReport, msg: FixMessage, order: Order) -> ExecutionReport:
+    """OrderQty (38) and TransactTime (60) are optional in FIX 5.0 SP2: without them, the
+    order's quantity is what is filled plus what is open, and the time is the message's
+    SendingTime (else the order's own)."""
+    if er.order_qty is not None and er.transact_time_ns is not None:
+        return er
+    ts_ns = er.transact_time_ns
+    if ts_ns is None:
+        sending = msg.get(TAG_SENDING_TIME)
+        ts_ns = parse_utc_timestamp(TAG_SENDING_TIME, sending) if sending else order.ts_ns
+    order_qty = er.order_qty if er.order_qty is not None else er.cum_qty + er.leaves_qty
+    return replace(er, order_qty=order_qty, transact_time_ns=ts_ns)

@@ -13,6 +13,11 @@ messages sent while disconnected are numbered, stored and delivered by the repla
 next logon; reconnects back off exponentially up to `BACKOFF_MAX_S`; every connect has a
 timeout.
 
+A session-level Reject (35=3) from the gateway names the refused message only by its MsgSeqNum
+(RefSeqNum, 45); the link looks that message up in its outbound store and queues the Reject
+with the refused message's ClOrdID (11) and MsgType (372) added, so the core can find the order
+without knowing sequence numbers. A Reject whose message is no longer stored is queued as is.
+
 Limits: losing the state directory makes the gateway refuse our Logon (MsgSeqNum too low)
 until its trading day ends; no day rollover while running.
 """
@@ -27,9 +32,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from sampan.fix.codec import FixMessage
+from sampan.fix.codec import TAG_TEXT, FieldError, FixMessage
+from sampan.fix.messages import TAG_CL_ORD_ID
 from sampan.fix.session import Session
-from sampan.fix.session_types import SessionConfig, SessionRole
+from sampan.fix.session_types import (
+    MSG_REJECT,
+    TAG_REF_MSG_TYPE,
+    TAG_REF_SEQ_NUM,
+    SessionConfig,
+    SessionRole,
+)
 from sampan.fix.store import FileSessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 
@@ -117,12 +129,36 @@ class FixLink:
         assert seq is not None, "the session delivers sequenced messages only"
         if len(self._inbound) >= INBOUND_MAX:
             raise RuntimeError(f"more than {INBOUND_MAX} HKEX messages wait for a commit")
+        if msg.msg_type == MSG_REJECT:
+            msg = self._annotated_reject(msg)
         self._inbound.append((seq, msg))
         self.wake.set()
 
     def on_session_ended(self, conn: SessionConnection, reason: str, was_logged_on: bool) -> None:
         self._conn = None
         log.info("router: OCG-C session ended: %s", reason)
+
+    def _annotated_reject(self, reject: FixMessage) -> FixMessage:
+        try:
+            ref_seq = reject.get_int(TAG_REF_SEQ_NUM)
+        except FieldError:
+            ref_seq = None
+        refused = self.session.sent_message(ref_seq) if ref_seq is not None else None
+        log.warning(
+            "router: HKEX rejected our message %s at the session level: %s",
+            ref_seq,
+            reject.get(TAG_TEXT),
+        )
+        if refused is None or refused.get(TAG_CL_ORD_ID) is None:
+            return reject
+        kept = tuple((t, v) for t, v in reject.fields if t not in (TAG_CL_ORD_ID, TAG_REF_MSG_TYPE))
+        return FixMessage(
+            (
+                *kept,
+                (TAG_REF_MSG_TYPE, refused.msg_type),
+                (TAG_CL_ORD_ID, refused.get(TAG_CL_ORD_ID) or ""),
+            )
+        )
 
     # ---- the router's side ----------------------------------------------------------------
 

@@ -1,11 +1,20 @@
 """Order updates from venue reports, and the FIX messages the router sends. Pure functions.
 
 `hkex_update` applies one OCG-C ExecutionReport to the order it belongs to (an HKEX-routed
-order, or a SMART parent whose HKEX child it is) and writes the reports and fills it causes;
-`internal_update` applies a matcher report to an internal-route order; `parent_report` writes
-a SMART parent's own report. `new_order` / `cancel_order` build the OCG-C requests (the
+order, or a SMART parent whose HKEX child it is); `internal_update` applies a matcher report to
+an internal-route order; `parent_report` makes a SMART parent's own report. Each returns what
+it decided (an `Update`: the order after it, the records it causes, the trades whose cost risk
+must count) and appends to nothing. `new_order` / `cancel_order` build the OCG-C requests (the
 instrument as SecurityID with source 8 and exchange XHKG; TransactTime is the command's time,
 so a resend after a crash is the same order).
+
+A SMART parent's remainder goes to HKEX as an enhanced limit order at the parent's limit
+(OrdType 2 with MaxPriceLevels 10): a plain HKEX limit may trade only at the best opposite
+price and is refused when priced through it, which is exactly the case of a remainder the
+internal book could not fill at a price HKEX's touch has already passed. An enhanced limit
+takes up to 10 price queues at prices no worse than the parent's limit and rests the rest at
+that limit, which is what the member asked of the parent. Priced further through than that,
+HKEX still refuses it, and the parent ends with what it has (see `orders.child_done`).
 
 Limits: ExecType REPLACED and TRADE_CANCEL from HKEX are logged and otherwise ignored (the
 router never amends on HKEX, and the simulator sends no trade cancels).
@@ -14,13 +23,12 @@ router never amends on HKEX, and the simulator sends no trade cancels).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import (
-    BusinessMessageReject,
+    ENHANCED_LIMIT_PRICE_LEVELS,
     ExecType,
     ExecutionReport,
     NewOrderSingle,
@@ -31,6 +39,7 @@ from sampan.fix.messages import (
     TimeInForce,
 )
 from sampan.router.ids import origin_of, parent_exec_id, parent_order_id
+from sampan.router.mapping import Request
 from sampan.router.orders import (
     EXEC_IDS_MAX,
     Order,
@@ -45,7 +54,7 @@ from sampan.router.records import Execution, Out, hkex_fill, report, report_stat
 log = logging.getLogger(__name__)
 
 MASS_CANCEL_MAX = 10_000
-Seen = Callable[[Order, int, int, int], None]  # (order, last_px_e3, last_qty, ts_ns)
+VENUE_REJECTED = "VENUE_REJECTED"
 
 _SIDE = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL_SHORT}
 _TIF = {"DAY": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
@@ -56,8 +65,29 @@ _END = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One execution of an order (or of its child) whose cost risk must count."""
+
+    last_px_e3: int
+    last_qty: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one venue report did: the order after it, the records it causes, its trades."""
+
+    order: Order
+    out: tuple[Out, ...] = ()
+    trades: tuple[Trade, ...] = ()
+
+
 def new_order(order: Order, cl_ord_id: str, qty: int) -> FixMessage:
+    """The NewOrderSingle for `order`: a limit for an HKEX-routed limit order, an enhanced
+    limit for a SMART parent's remainder (see the module docstring), a market order as is."""
     market = order.ord_type == "MARKET"
+    enhanced = not market and (order.route is Route.SMART or order.ord_type == "ENHANCED_LIMIT")
     return NewOrderSingle(
         cl_ord_id=cl_ord_id,
         security_id=str(order.security),
@@ -67,6 +97,7 @@ def new_order(order: Order, cl_ord_id: str, qty: int) -> FixMessage:
         price_e3=None if market else order.price_e3,
         time_in_force=_TIF[order.time_in_force],
         transact_time_ns=order.ts_ns,
+        max_price_levels=ENHANCED_LIMIT_PRICE_LEVELS if enhanced else None,
     ).to_fix()
 
 
@@ -81,10 +112,10 @@ def cancel_order(order: Order, cl_ord_id: str, ts_ns: int) -> FixMessage:
     ).to_fix()
 
 
-def cancel_command(order: Order, c: dict[str, Any], cancel_cl: str) -> dict[str, Any]:
+def cancel_command(order: Order, request: Request, cancel_cl: str) -> dict[str, Any]:
     """The CANCEL the matcher gets for an internal-route order (from a CANCEL or MASS_CANCEL)."""
     return {
-        "command_id": f"{c['command_id']}:{cancel_cl}",
+        "command_id": f"{request.command_id}:{cancel_cl}",
         "kind": "CANCEL",
         "account": order.account,
         "member": order.member,
@@ -97,26 +128,27 @@ def cancel_command(order: Order, c: dict[str, Any], cancel_cl: str) -> dict[str,
         "price_e3": order.price_e3,
         "qty": order.qty,
         "route": "INTERNAL",
-        "batch_id": c.get("batch_id"),
+        "batch_id": request.batch_id,
         "parent_id": None,
-        "user": c.get("user"),
-        "ts_ns": c["ts_ns"],
+        "user": request.user,
+        "ts_ns": request.ts_ns,
         "stp": None,
     }
 
 
 def parent_report(
     parent: Order,
-    out: list[Out],
     exec_type: str,
     venue: str,
     ts_ns: int,
     last_px_e3: int = 0,
     last_qty: int = 0,
-) -> Order:
-    """Write the SMART parent's next report; the parent with its report count advanced."""
+) -> tuple[Order, Out]:
+    """The SMART parent's next report, and the parent with its report count advanced. A
+    parent that ends REJECTED, or CANCELED because a venue refused its rest, names why."""
     parent = replace(parent, reports=parent.reports + 1)
     origin = origin_of(parent.key)
+    ended = parent.status in (Status.REJECTED, Status.CANCELED, Status.EXPIRED)
     e = Execution(
         exec_id=parent_exec_id(origin, parent.reports),
         venue=venue,
@@ -127,42 +159,48 @@ def parent_report(
         orig_cl_ord_id=parent.cl_ord_id if parent.cancel_cl_ord_id else None,
         last_px_e3=last_px_e3,
         last_qty=last_qty,
+        reject_reason=parent.reject_reason if ended else None,
+        text=parent.reject_text if ended else None,
     )
-    out.append(report(parent, e, ts_ns))
-    return parent
+    return parent, report(parent, e, ts_ns)
 
 
-def internal_update(order: Order, r: dict[str, Any], seen: Seen) -> Order:
+def internal_update(order: Order, r: dict[str, Any]) -> Update:
     """A matcher report about an internal-route order."""
     exec_type = r["exec_type"]
     if exec_type == "NEW":
-        return replace(to_status(order, Status.NEW), venue_order_id=r["order_id"])
+        return Update(replace(to_status(order, Status.NEW), venue_order_id=r["order_id"]))
     if exec_type == "TRADE":
-        order = traded(order, r["last_px_e3"], r["last_qty"])  # raises before `seen` on overfill
-        seen(order, r["last_px_e3"], r["last_qty"], r["ts_ns"])
-        return order
+        order = traded(order, r["last_px_e3"], r["last_qty"])
+        return Update(order, (), (Trade(r["last_px_e3"], r["last_qty"], r["ts_ns"]),))
     if exec_type in ("CANCELED", "EXPIRED", "REJECTED"):
-        return to_status(order, Status(exec_type))
+        return Update(to_status(order, Status(exec_type)))
     if exec_type == "REPLACED":
         market = order.ord_type == "MARKET"
-        return replace(
-            order,
-            cl_ord_id=r["cl_ord_id"],
-            price_e3=r["price_e3"],
-            qty=r["order_qty"],
-            hold_price_e3=order.hold_price_e3 if market else r["price_e3"],
-            cancel_requested=False,
-            cancel_cl_ord_id=None,
+        return Update(
+            replace(
+                order,
+                cl_ord_id=r["cl_ord_id"],
+                price_e3=r["price_e3"],
+                qty=r["order_qty"],
+                hold_price_e3=order.hold_price_e3 if market else r["price_e3"],
+                cancel_requested=False,
+                cancel_cl_ord_id=None,
+            )
         )
-    return order  # CANCEL_REJECTED changes nothing
+    return Update(order)  # CANCEL_REJECTED changes nothing
 
 
-def hkex_update(order: Order, er: ExecutionReport, out: list[Out], seen: Seen) -> Order:
-    """One OCG-C execution report for `order` (not yet applied: the caller de-duplicates)."""
+def hkex_update(order: Order, er: ExecutionReport) -> Update:
+    """One OCG-C execution report for `order` (not yet applied: the caller de-duplicates, and
+    fills in OrderQty and TransactTime when HKEX left them out)."""
+    assert er.transact_time_ns is not None and er.order_qty is not None, er
     order = replace(order, exec_ids=(*order.exec_ids, er.exec_id)[-EXEC_IDS_MAX:])
     smart = order.route is Route.SMART
     ts_ns = er.transact_time_ns
     last_px_e3 = last_qty = 0
+    out: list[Out] = []
+    trades: tuple[Trade, ...] = ()
     if er.exec_type is ExecType.NEW:
         order = replace(order, venue_order_id=er.order_id)
         if not smart:
@@ -170,8 +208,8 @@ def hkex_update(order: Order, er: ExecutionReport, out: list[Out], seen: Seen) -
     elif er.exec_type is ExecType.TRADE:
         assert er.last_px_e3 is not None and er.last_qty is not None
         last_px_e3, last_qty = er.last_px_e3, er.last_qty
-        order = traded(order, last_px_e3, last_qty)  # raises before `seen` on an overfill
-        seen(order, last_px_e3, last_qty, ts_ns)
+        order = traded(order, last_px_e3, last_qty)
+        trades = (Trade(last_px_e3, last_qty, ts_ns),)
         if smart:
             order = replace(
                 order,
@@ -187,9 +225,10 @@ def hkex_update(order: Order, er: ExecutionReport, out: list[Out], seen: Seen) -
             order = to_status(order, _END[er.exec_type])
     else:
         log.warning("router: HKEX ExecType %s for %s ignored", er.exec_type, er.cl_ord_id)
-        return order
+        return Update(order)
     if smart:
-        return _smart_child(order, er, out, last_px_e3, last_qty)
+        order, child_out = _smart_child(order, er, last_px_e3, last_qty)
+        return Update(order, (*out, *child_out), trades)
     cancel = er.exec_type is ExecType.CANCELED and order.cancel_cl_ord_id is not None
     e = Execution(
         exec_id=er.exec_id,
@@ -201,19 +240,20 @@ def hkex_update(order: Order, er: ExecutionReport, out: list[Out], seen: Seen) -
         orig_cl_ord_id=order.cl_ord_id if cancel else None,
         last_px_e3=last_px_e3,
         last_qty=last_qty,
-        reject_reason="VENUE_REJECTED" if er.exec_type is ExecType.REJECTED else None,
+        reject_reason=VENUE_REJECTED if er.exec_type is ExecType.REJECTED else None,
         text=er.text,
     )
     out.append(report(order, e, ts_ns))
-    return order
+    return Update(order, tuple(out), trades)
 
 
 def _smart_child(
-    parent: Order, er: ExecutionReport, out: list[Out], last_px_e3: int, last_qty: int
-) -> Order:
+    parent: Order, er: ExecutionReport, last_px_e3: int, last_qty: int
+) -> tuple[Order, list[Out]]:
     """Report the HKEX child (cl_ord_id = its HKEX ClOrdID) and, on trades and its end, the
     parent."""
     ts_ns = er.transact_time_ns
+    assert ts_ns is not None and er.order_qty is not None
     child_status = Status.PARTIALLY_FILLED if er.leaves_qty and er.cum_qty else Status.NEW
     if er.exec_type in _END:
         child_status = _END[er.exec_type]
@@ -227,6 +267,7 @@ def _smart_child(
         cum_notional_e3=parent.child_notional_e3,
         status=child_status,
     )
+    rejected = er.exec_type is ExecType.REJECTED
     e = Execution(
         exec_id=er.exec_id,
         venue="HKEX",
@@ -237,18 +278,32 @@ def _smart_child(
         parent_id=parent.cl_ord_id,
         last_px_e3=last_px_e3,
         last_qty=last_qty,
-        reject_reason="VENUE_REJECTED" if er.exec_type is ExecType.REJECTED else None,
+        reject_reason=VENUE_REJECTED if rejected else None,
         text=er.text,
     )
-    out.append(report(child, e, ts_ns))
+    out = [report(child, e, ts_ns)]
     if er.exec_type is ExecType.TRADE:
-        parent = parent_report(parent, out, "TRADE", "HKEX", ts_ns, last_px_e3, last_qty)
+        parent, parent_out = parent_report(parent, "TRADE", "HKEX", ts_ns, last_px_e3, last_qty)
+        out.append(parent_out)
     if child_status.terminal:
-        was_open = parent.open
-        parent, _ = child_done(parent, child_status)
-        if was_open and not parent.open and parent.status is not Status.FILLED:
-            parent = parent_report(parent, out, str(parent.status), "HKEX", ts_ns)
-    return parent
+        if rejected:
+            parent = replace(parent, reject_reason=VENUE_REJECTED, reject_text=er.text)
+        parent, more = end_child(parent, child_status, "HKEX", ts_ns)
+        out.extend(more)
+    return parent, out
+
+
+def end_child(
+    parent: Order, child_status: Status, venue: str, ts_ns: int
+) -> tuple[Order, list[Out]]:
+    """A SMART parent's HKEX child (or its request) ended in `child_status`: the parent ends
+    too, with a report unless it ended FILLED (its last trade's report said so)."""
+    was_open = parent.open
+    parent, _ = child_done(parent, child_status)
+    if was_open and not parent.open and parent.status is not Status.FILLED:
+        parent, out = parent_report(parent, str(parent.status), venue, ts_ns)
+        return parent, [out]
+    return parent, []
 
 
 def _exec_type(er: ExecutionReport) -> str:
@@ -270,23 +325,45 @@ def cancel_rejected(order: Order, rej: OrderCancelReject) -> Out:
         ord_status=report_status(order.status),
         cl_ord_id=order.cancel_cl_ord_id or rej.cl_ord_id,
         orig_cl_ord_id=order.cl_ord_id,
-        reject_reason="VENUE_REJECTED",
+        reject_reason=VENUE_REJECTED,
         text=rej.text,
     )
     return report(order, e, order.ts_ns)
 
 
-def venue_rejected(order: Order, rej: BusinessMessageReject, out: list[Out]) -> Order:
+def venue_rejected(order: Order, exec_id: str, text: str | None) -> tuple[Order, Out]:
+    """HKEX refused the NewOrderSingle of an HKEX-routed order outright (a business message
+    reject or a session-level Reject): the order ends REJECTED."""
     order = to_status(order, Status.REJECTED)
     e = Execution(
-        exec_id=f"HKEX-BMR-{rej.business_reject_ref_id}",
+        exec_id=exec_id,
         venue="HKEX",
         order_id="",
         exec_type="REJECTED",
         ord_status="REJECTED",
         cl_ord_id=order.cl_ord_id,
-        reject_reason="VENUE_REJECTED",
-        text=rej.text,
+        reject_reason=VENUE_REJECTED,
+        text=text,
     )
-    out.append(report(order, e, order.ts_ns))
-    return order
+    return order, report(order, e, order.ts_ns)
+
+
+def venue_forgot(order: Order, exec_id: str, text: str) -> tuple[Order, Out]:
+    """HKEX no longer knows an order the router holds open (it lost its books): the order
+    ends CANCELED by the venue, with what it had filled."""
+    order = to_status(order, Status.CANCELED)
+    e = Execution(
+        exec_id=exec_id,
+        venue="HKEX",
+        order_id=order.venue_order_id,
+        exec_type="CANCELED",
+        ord_status="CANCELED",
+        cl_ord_id=order.cancel_cl_ord_id or order.cl_ord_id,
+        orig_cl_ord_id=order.cl_ord_id if order.cancel_cl_ord_id else None,
+        reject_reason=VENUE_UNKNOWN_ORDER,
+        text=text,
+    )
+    return order, report(order, e, order.ts_ns)
+
+
+VENUE_UNKNOWN_ORDER = "VENUE_UNKNOWN_ORDER"

@@ -50,7 +50,10 @@ _TRANSITIONS: dict[Status, frozenset[Status]] = {
         {_S.PENDING_NEW, _S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.CANCELED}
         | {_S.EXPIRED}
     ),
-    _S.NEW: frozenset({_S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    # NEW -> REJECTED: a SMART parent is reported NEW before its HKEX child is answered.
+    _S.NEW: frozenset(
+        {_S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED}
+    ),
     _S.PARTIALLY_FILLED: frozenset(
         {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.NEW}
     ),
@@ -100,6 +103,7 @@ class Order:
     cum_notional_e3: int = 0
     venue_order_id: str = ""
     hkex_cl_ord_ids: tuple[str, ...] = ()  # every HKEX ClOrdID of the order's chain
+    member_cl_ord_ids: tuple[str, ...] = ()  # the member's ClOrdIDs of its amends and cancels
     exec_ids: tuple[str, ...] = ()  # HKEX executions applied, for de-duplication
     phase: Phase | None = None  # SMART parents only
     reports: int = 0  # parent reports made (numbers the parent's exec ids)
@@ -108,6 +112,9 @@ class Order:
     child_cum_qty: int = 0  # SMART parents: the current HKEX child's fills
     child_notional_e3: int = 0
     ts_ns: int = 0
+    day: int = 0  # the Hong Kong trading day of the NEW request (`ids.hk_day`)
+    reject_reason: str | None = None  # why a venue refused or ended it, for its last report
+    reject_text: str | None = None
 
     @property
     def leaves_qty(self) -> int:
@@ -156,17 +163,31 @@ def to_status(order: Order, status: Status) -> Order:
     return replace(order, status=advance(order.status, status))
 
 
+def member_ids(order: Order) -> tuple[str, ...]:
+    """Every ClOrdID the member used for this order today: its NEW's, its amends', its
+    cancels'."""
+    return (order.cl_ord_id, *order.member_cl_ord_ids)
+
+
 def child_done(parent: Order, child_status: Status) -> tuple[Order, int]:
     """A SMART parent's child ended in `child_status`; the parent's next state and the
-    quantity (0 for none) to send to HKEX next."""
+    quantity (0 for none) to send to HKEX next.
+
+    Every child outcome ends the parent or moves it on: after the internal child, what is
+    left goes to HKEX (unless the member asked to cancel); after the HKEX child the parent
+    is done. A parent whose rest will not trade ends CANCELED when the member asked, else
+    the way its last child ended, except that a parent with fills is never REJECTED (FIX
+    rejects only what never traded): it ends CANCELED, its report naming the venue's
+    reason."""
     assert parent.route is Route.SMART and parent.phase is not None
     remaining = parent.qty - parent.cum_qty
     if parent.phase is Phase.INTERNAL and remaining > 0 and not parent.cancel_requested:
         return replace(parent, phase=Phase.HKEX), remaining
     if remaining == 0:
         return replace(parent, phase=Phase.DONE), 0
-    # The rest will not trade: the parent ends the way its last child did.
     final = Status.CANCELED if parent.cancel_requested else child_status
     if not final.terminal or final is Status.FILLED:
+        final = Status.CANCELED
+    if final is Status.REJECTED and parent.cum_qty:
         final = Status.CANCELED
     return replace(parent, phase=Phase.DONE, status=advance(parent.status, final)), 0

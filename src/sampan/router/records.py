@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sampan.router.mapping import Request
 from sampan.router.orders import Order, Status
 from sampan.streams import letters
 
@@ -84,24 +85,24 @@ def report_status(status: Status) -> str:
 
 
 def command_reject(
-    command: dict[str, Any], exec_id: str, venue: str, exec_type: str, reason: str, text: str
+    request: Request, exec_id: str, venue: str, exec_type: str, reason: str, text: str
 ) -> Out:
-    """A REJECTED (or CANCEL_REJECTED) report answering a command the router refused."""
+    """A REJECTED (or CANCEL_REJECTED) report answering a request the router refused."""
     value = {
         "exec_id": exec_id,
         "venue": venue,
         "order_id": "",
-        "cl_ord_id": command["cl_ord_id"],
-        "orig_cl_ord_id": command.get("orig_cl_ord_id"),
-        "parent_id": command.get("parent_id"),
-        "account": command["account"],
-        "member": command["member"],
-        "security": command["security"],
-        "side": command["side"],
+        "cl_ord_id": request.cl_ord_id,
+        "orig_cl_ord_id": request.orig_cl_ord_id,
+        "parent_id": None,
+        "account": request.account,
+        "member": request.member,
+        "security": request.security,
+        "side": str(request.side),
         "exec_type": exec_type,
         "ord_status": "REJECTED",
-        "price_e3": command["price_e3"],
-        "order_qty": command["qty"],
+        "price_e3": request.price_e3,
+        "order_qty": request.qty,
         "last_px_e3": 0,
         "last_qty": 0,
         "cum_qty": 0,
@@ -109,9 +110,9 @@ def command_reject(
         "cum_notional_e3": 0,
         "reject_reason": reason,
         "text": text[:200],
-        "ts_ns": command["ts_ns"],
+        "ts_ns": request.ts_ns,
     }
-    return Out("orders.events", command["account"], "ExecutionReport", value)
+    return Out("orders.events", request.account, "ExecutionReport", value)
 
 
 def hkex_fill(

@@ -57,8 +57,11 @@ class RejectReason(enum.StrEnum):
     INSUFFICIENT_INVENTORY = "INSUFFICIENT_INVENTORY"
     INSUFFICIENT_BUYING_POWER = "INSUFFICIENT_BUYING_POWER"
     # Routing rejects, decided outside `check` but reported the same way.
-    DUPLICATE_CL_ORD_ID = "DUPLICATE_CL_ORD_ID"
+    INVALID_FIELD = "INVALID_FIELD"  # a string too long, a number out of range (`mapping`)
+    INVALID_TIMESTAMP = "INVALID_TIMESTAMP"  # ts_ns not a plausible time of the request
+    DUPLICATE_CL_ORD_ID = "DUPLICATE_CL_ORD_ID"  # used by the account today already
     UNKNOWN_ORDER = "UNKNOWN_ORDER"
+    NOTHING_TO_CANCEL = "NOTHING_TO_CANCEL"  # a MASS_CANCEL that matches no open order
     UNSUPPORTED = "UNSUPPORTED"
     OPEN_ORDERS_LIMIT = "OPEN_ORDERS_LIMIT"
     VENUE_REJECTED = "VENUE_REJECTED"

@@ -215,7 +215,9 @@ class Router:
         try:
             value = registry().decode(INPUTS[topic], message.value() or b"")
             if topic == "orders.requests":
-                self.core.request(message.partition(), message.offset(), value)
+                _, stamped_ms = message.timestamp()
+                received_ns = stamped_ms * 1_000_000 if stamped_ms > 0 else None
+                self.core.request(message.partition(), message.offset(), value, received_ns)
             else:
                 self.core.internal_report(value)
         except Exception as error:  # a bug or a bad record must not stop the router for good

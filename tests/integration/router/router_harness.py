@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from sampan.config import Settings
 from sampan.fix.codec import FixMessage
@@ -288,7 +288,7 @@ def read_all(settings: Settings, topic: str, schema: str) -> list[dict]:
     try:
         parts = consumer.list_topics(name, timeout=10).topics[name].partitions
         tps = [TopicPartition(name, p, 0) for p in parts]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+        ends = {tp.partition: _end_offset(consumer, tp) for tp in tps}
         consumer.assign(tps)
         out: list[dict] = []
         done = {p for p, end in ends.items() if end == 0}
@@ -305,6 +305,26 @@ def read_all(settings: Settings, topic: str, schema: str) -> list[dict]:
         return out
     finally:
         consumer.close()
+
+
+_METADATA_LAG = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _end_offset(consumer: Consumer, tp: TopicPartition, timeout_s: float = 10.0) -> int:
+    """The partition's high watermark. A topic created a moment ago may not have its leader
+    known to every broker yet (NOT_LEADER_FOR_PARTITION): ask again, within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=timeout_s)[1])
+        except KafkaException as error:
+            if time.monotonic() > deadline or error.args[0].code() not in _METADATA_LAG:
+                raise
+            time.sleep(0.2)
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout_s: float, *procs: Proc) -> Any:

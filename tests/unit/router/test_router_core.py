@@ -23,6 +23,7 @@ from sampan.router.risk import Side as RiskSide
 from sampan.router.tables import BadReference, Tables, account_limits
 
 PRICE_E3 = 512_000
+T0 = 1_767_323_045_000_000_000  # 2026-01-02T03:04:05Z
 
 
 def command(kind: str = "NEW", route: str = "SMART", qty: int = 1_000, **kw: object) -> dict:
@@ -30,7 +31,7 @@ def command(kind: str = "NEW", route: str = "SMART", qty: int = 1_000, **kw: obj
         "command_id": "c1", "kind": kind, "account": "A1", "member": "M1", "security": 700,
         "cl_ord_id": "p1", "orig_cl_ord_id": None, "side": "BUY", "ord_type": "LIMIT",
         "time_in_force": "DAY", "price_e3": PRICE_E3, "qty": qty, "route": route,
-        "batch_id": None, "parent_id": None, "user": None, "ts_ns": 1, "stp": None,
+        "batch_id": None, "parent_id": None, "user": None, "ts_ns": T0, "stp": None,
     }  # fmt: skip
     base.update(kw)
     return base
@@ -139,7 +140,8 @@ def test_smart_parent_aggregates_internal_and_hkex_fills_exactly() -> None:
     assert (final["ord_status"], final["cum_qty"], final["leaves_qty"]) == ("FILLED", 1_000, 0)
     notional = 300 * (PRICE_E3 - 500) + 700 * PRICE_E3
     assert final["cum_notional_e3"] == notional
-    assert dirty == [("0.7", None)] and not router.orders  # done: tombstoned
+    ((key, done),) = dirty  # done: kept (for its ClOrdIDs), no longer open
+    assert key == "0.7" and done is not None and not done.open and not router.orders
 
 
 def test_executions_before_their_request_wait_and_are_applied_once() -> None:
@@ -236,7 +238,9 @@ def test_an_hkex_message_that_cannot_apply_is_set_aside_and_the_rest_go_on() -> 
     router.fix_message(4, hkex_report(cl, "E3", ExecType.TRADE, 300, 700))
     out, _, dirty = router.take()
     assert [o.value["exec_id"] for o in out if o.topic == "fills"] == ["E3"]
-    assert dirty == [("0.1", None)] and not router.take_failed_fix()
+    ((key, done),) = dirty  # a finished order is kept for its ClOrdIDs, not tombstoned
+    assert key == "0.1" and done is not None and done.status is Status.FILLED
+    assert not router.take_failed_fix()
 
 
 def test_a_request_that_raises_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
