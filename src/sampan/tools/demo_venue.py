@@ -213,9 +213,9 @@ def arrange_hkex_book(firm: Any) -> None:
     from sampan.fix.messages import Side as FixSide
     from sampan.fix.messages import TimeInForce as FixTif
 
-    firm.place("MMTAKE", FixSide.BUY, 3_000, PRICE_E3, FixTif.IOC)
-    firm.place("MMSELL1", FixSide.SELL, 400, PRICE_E3, FixTif.DAY)
-    firm.place("MMSELL2", FixSide.SELL, 300, PRICE_E3, FixTif.DAY)
+    firm.place("9001", FixSide.BUY, 3_000, PRICE_E3, FixTif.IOC)
+    firm.place("9002", FixSide.SELL, 400, PRICE_E3, FixTif.DAY)
+    firm.place("9003", FixSide.SELL, 300, PRICE_E3, FixTif.DAY)
 
 
 def run_venue_demo(keep_logs: bool = False) -> int:

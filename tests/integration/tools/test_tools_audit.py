@@ -156,9 +156,9 @@ def test_audit_tells_each_order_and_account_story(
         venue.start(specs[:1])
         firm = HkexFirm(ports.ocg, FIRM)
         try:
-            firm.place("TAKE", FixSide.BUY, 3_000, HKEX_E3, FixTif.IOC)
-            firm.place("S1", FixSide.SELL, 400, HKEX_E3, FixTif.DAY)
-            firm.place("S2", FixSide.SELL, 300, HKEX_E3, FixTif.DAY)
+            firm.place("9001", FixSide.BUY, 3_000, HKEX_E3, FixTif.IOC)
+            firm.place("9002", FixSide.SELL, 400, HKEX_E3, FixTif.DAY)
+            firm.place("9003", FixSide.SELL, 300, HKEX_E3, FixTif.DAY)
             venue.start(specs[1:])
             check = venue.check
             rest = command("NEW", "rest-1", "SELLER2", "SELL_SHORT", 300, INTERNAL_E3, "INTERNAL")

@@ -175,9 +175,9 @@ def _run_venue(current: Settings, directory: Path, ui_schema: str) -> Iterator[V
 
         firm = HkexFirm(ports.ocg, FIRM)
         try:
-            firm.place("TAKE", FixSide.BUY, 3_000, HKEX_OFFER_E3, FixTif.IOC)
-            firm.place("SELL1", FixSide.SELL, 400, HKEX_OFFER_E3, FixTif.DAY)
-            firm.place("SELL2", FixSide.SELL, 300, HKEX_OFFER_E3, FixTif.DAY)
+            firm.place("9001", FixSide.BUY, 3_000, HKEX_OFFER_E3, FixTif.IOC)
+            firm.place("9002", FixSide.SELL, 400, HKEX_OFFER_E3, FixTif.DAY)
+            firm.place("9003", FixSide.SELL, 300, HKEX_OFFER_E3, FixTif.DAY)
         finally:
             firm.close()
         supervisor.start([*specs[1:], ui])

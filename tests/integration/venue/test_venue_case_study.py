@@ -144,9 +144,9 @@ def test_smart_split_ledger_dropcopy_recon_and_a_healed_break(
             # HKEX's book: the seeded maker (rate 0, so it never requotes) offers once at
             # 512.500; MAKER2 takes that offer (an IOC matches only the best price) and rests
             # 400 and 300 there, so the SMART remainder fills in exactly two executions.
-            firm.place("TAKE", FixSide.BUY, 3_000, HKEX_E3, FixTif.IOC)
-            firm.place("S1", FixSide.SELL, 400, HKEX_E3, FixTif.DAY)
-            firm.place("S2", FixSide.SELL, 300, HKEX_E3, FixTif.DAY)
+            firm.place("9001", FixSide.BUY, 3_000, HKEX_E3, FixTif.IOC)
+            firm.place("9002", FixSide.SELL, 400, HKEX_E3, FixTif.DAY)
+            firm.place("9003", FixSide.SELL, 300, HKEX_E3, FixTif.DAY)
             venue.start(specs[1:])
             check = venue.check
 
@@ -222,7 +222,7 @@ def test_smart_split_ledger_dropcopy_recon_and_a_healed_break(
 
             reply = asyncio.run(send_admin("127.0.0.1", ports.admin, "LOSE SAMPAN 1"))
             assert reply == ["OK lose SAMPAN 1"]
-            firm.place("HIT", FixSide.SELL, 100, HKEX_E3, FixTif.IOC)
+            firm.place("9004", FixSide.SELL, 100, HKEX_E3, FixTif.IOC)
 
             def opened() -> list[dict[str, Any]]:
                 return [
