@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from sampan.config import settings
-from sampan.dropcopy.records import trading_day_of
+from sampan.market.calendar import trading_day_iso
 
 
 def trading_day_arg(text: str) -> str:
@@ -67,7 +67,7 @@ def run_recon(args: argparse.Namespace) -> int:
     from sampan.dropcopy.recon_runner import ReconRunner
 
     _logging()
-    runner = ReconRunner(settings(), args.day or trading_day_of(time.time_ns()), args.grace_s)
+    runner = ReconRunner(settings(), args.day or trading_day_iso(time.time_ns()), args.grace_s)
     signal.signal(signal.SIGTERM, lambda _s, _f: runner.stop())
     signal.signal(signal.SIGINT, lambda _s, _f: runner.stop())
     return runner.run(args.tick_s)
@@ -76,7 +76,7 @@ def run_recon(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from sampan.dropcopy.recon_runner import report
 
-    result = report(settings(), args.day or trading_day_of(time.time_ns()), args.grace_s)
+    result = report(settings(), args.day or trading_day_iso(time.time_ns()), args.grace_s)
     for line in result.lines():
         print(line)
     return 0

@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 
 from sampan.config import Settings
-from sampan.dropcopy.records import to_record, trading_day_of
+from sampan.dropcopy.records import to_record
 from sampan.dropcopy.writer import (
     DropCopyWriter,
     Outbound,
@@ -43,6 +43,7 @@ from sampan.fix.session import Session
 from sampan.fix.session_types import SessionConfig, SessionRole
 from sampan.fix.store import FileSessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
+from sampan.market.calendar import trading_day_iso
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class DropCopyClient:
     def __init__(self, config: ClientConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.day = trading_day_of(time.time_ns())
+        self.day = trading_day_iso(time.time_ns())
         self.writer = DropCopyWriter(settings, config.comp_id)
         self.last_committed_seq = 0
         self.records_written = 0

@@ -33,7 +33,7 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sampan.fix.messages import format_price_e3
+from sampan.market.money import format_price_e3
 
 
 class BreakKind(enum.StrEnum):

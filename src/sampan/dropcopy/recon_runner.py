@@ -38,7 +38,9 @@ from confluent_kafka import (
 from sampan import topics
 from sampan.config import Settings
 from sampan.dropcopy.recon import Break, BreakKind, BreakStatus, Execution, Reconciler, Summary
-from sampan.dropcopy.records import EXEC_TYPE_TRADE, trading_day_of
+from sampan.dropcopy.records import EXEC_TYPE_TRADE
+from sampan.market.calendar import trading_day_iso
+from sampan.market.parties import EXCHANGE_MEMBER
 from sampan.schemas import SchemaError, registry
 from sampan.streams.letters import dead_letter
 
@@ -52,7 +54,6 @@ BATCH_MAX = 500
 READ_TIMEOUT_S = 60.0
 FLUSH_TIMEOUT_S = 30.0
 _HKT = timedelta(hours=8)
-EXCHANGE_MEMBER = "HKEX"  # the member of an HKEX fill's exchange side (its clearing account)
 
 
 def day_start_ms(day: str) -> int:
@@ -200,7 +201,7 @@ def load_breaks(settings: Settings, day: str) -> dict[str, Break]:
 
         def keep(item: _Input) -> None:
             brk = to_break(item.value)
-            if trading_day_of(brk.ts_ns) == day:
+            if trading_day_iso(brk.ts_ns) == day:
                 latest[brk.exec_id] = brk
 
         reader.read_to_end(keep)

@@ -9,7 +9,6 @@ Limits: reports without LastPx/LastQty (anything but a trade) carry 0 for both.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sampan.fix.codec import (
@@ -23,14 +22,7 @@ from sampan.fix.codec import (
 from sampan.fix.messages import ExecutionReport, Side
 
 _SIDE = {Side.BUY: "BUY", Side.SELL: "SELL", Side.SELL_SHORT: "SELL_SHORT"}
-_NS_PER_S = 1_000_000_000
-_HKT = timedelta(hours=8)  # Hong Kong has no daylight saving time
 EXEC_TYPE_TRADE = "F"
-
-
-def trading_day_of(ts_ns: int) -> str:
-    """The Hong Kong calendar day of `ts_ns` as YYYY-MM-DD (the FIX sessions' day)."""
-    return (datetime.fromtimestamp(ts_ns / _NS_PER_S, UTC) + _HKT).date().isoformat()
 
 
 def raw_text(msg: FixMessage) -> str:

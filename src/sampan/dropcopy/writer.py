@@ -36,7 +36,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from sampan import topics
 from sampan.config import Settings
-from sampan.dropcopy.records import addressed_to, trading_day_of
+from sampan.dropcopy.records import addressed_to
+from sampan.market.calendar import trading_day_iso
 from sampan.schemas import SchemaError, registry
 from sampan.streams.letters import dead_letter, produce_waiting
 
@@ -219,6 +220,6 @@ def _scan(
                 record = registry().decode("DropCopyExecution", message.value() or b"")
             except SchemaError:
                 continue  # not ours to judge here; recon dead-letters it
-            if addressed_to(record, comp_id) and trading_day_of(record["sending_time_ns"]) == day:
+            if addressed_to(record, comp_id) and trading_day_iso(record["sending_time_ns"]) == day:
                 seq = int(record["msg_seq_num"])
                 best = seq if best is None else max(best, seq)

@@ -26,6 +26,7 @@ from sampan.fix.codec import (
     format_utc_timestamp,
     parse_utc_timestamp,
 )
+from sampan.market.money import format_price_e3
 
 TAG_AVG_PX = 6
 TAG_CL_ORD_ID = 11
@@ -123,13 +124,6 @@ class BusinessRejectReason(enum.IntEnum):
     APPLICATION_NOT_AVAILABLE = 4
     CONDITIONALLY_REQUIRED_FIELD_MISSING = 5
     THROTTLE_EXCEEDED = 8  # OCG-C's figure for a member over its message rate
-
-
-def format_price_e3(price_e3: int) -> str:
-    """350200 -> "350.200"; exact, no float."""
-    sign = "-" if price_e3 < 0 else ""
-    whole, frac = divmod(abs(price_e3), 10**PRICE_DECIMALS)
-    return f"{sign}{whole}.{frac:03d}"
 
 
 def parse_price_e3(tag: int, value: str) -> int:

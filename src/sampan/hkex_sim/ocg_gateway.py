@@ -65,9 +65,9 @@ from sampan.hkex_sim.ocg_ids import (
     ClOrdIdMemory,
     IdAllocator,
     next_boot,
-    trading_day,
 )
 from sampan.hkex_sim.ocg_orders import FirmOrderEntry, MarketPort, Outbound
+from sampan.market.calendar import trading_day
 
 log = logging.getLogger(__name__)
 

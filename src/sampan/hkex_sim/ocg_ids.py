@@ -18,7 +18,7 @@ Limits: one simulator process owns a state directory (no locking). Without a sta
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 from sampan.fix.store import session_directory
@@ -26,14 +26,8 @@ from sampan.fix.store import session_directory
 ID_RUN_SPAN = 10**10  # ids per kind per run; a simulator run never comes close
 CL_ORD_IDS_MAX = 1_000_000  # per CompID per trading day
 _NS_PER_S = 1_000_000_000
-_HKT = timedelta(hours=8)  # Hong Kong has no daylight saving time
 _BOOT_FILE = "boot"
 _CL_ORD_IDS_FILE = "clordids.log"
-
-
-def trading_day(now_ns: int) -> date:
-    """The Hong Kong calendar day of `now_ns`: sequence numbers and ids restart with it."""
-    return (datetime.fromtimestamp(now_ns / _NS_PER_S, UTC) + _HKT).date()
 
 
 def next_boot(state_dir: Path | None, day: date) -> int:

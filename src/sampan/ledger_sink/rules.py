@@ -35,11 +35,12 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import NamedTuple
 
+from sampan.market.calendar import trading_day_iso
+from sampan.market.parties import EXCHANGE_MEMBER, Venue
+
 CASH_ASSET = "HKD"
-EXCHANGE_MEMBER = "HKEX"
 RATE_SCALE = 10**7  # rates are parts per 10^7
 E3_PER_CENT = 10
 E3_PER_DOLLAR = 1_000
@@ -48,10 +49,7 @@ E3_PER_DOLLAR = 1_000
 VENUE_ACCOUNT_PREFIXES = ("FEE.", "BANK.")
 # Venues whose exec ids repeat from one trading day to the next: their fill identity carries
 # the Hong Kong trading day.
-DAILY_EXEC_ID_VENUES = frozenset({"HKEX"})
-_NS_PER_DAY = 86_400 * 10**9
-_HKT_OFFSET_NS = 8 * 3_600 * 10**9  # Hong Kong has no daylight saving time
-_EPOCH = date(1970, 1, 1)
+DAILY_EXEC_ID_VENUES = frozenset({Venue.HKEX.value})
 
 
 class InvalidFill(ValueError):
@@ -141,16 +139,11 @@ class Fill:
         object.__setattr__(self, "ref", fill_ref(self.venue, self.exec_id, self.ts_ns))
 
 
-def hong_kong_day(ts_ns: int) -> str:
-    """The Hong Kong calendar day (YYYY-MM-DD) of `ts_ns`, in integer arithmetic."""
-    return (_EPOCH + timedelta(days=(ts_ns + _HKT_OFFSET_NS) // _NS_PER_DAY)).isoformat()
-
-
 def fill_ref(venue: str, exec_id: str, ts_ns: int) -> str:
     """A fill's identity: `venue:exec_id`, or `venue:YYYY-MM-DD:exec_id` for a venue whose exec
     ids restart every trading day (HKEX)."""
     if venue in DAILY_EXEC_ID_VENUES:
-        return f"{venue}:{hong_kong_day(ts_ns)}:{exec_id}"
+        return f"{venue}:{trading_day_iso(ts_ns)}:{exec_id}"
     return f"{venue}:{exec_id}"
 
 

@@ -38,7 +38,8 @@ from typing import Any
 import psycopg
 
 from sampan.ledger_sink.positions import Position, apply_trade
-from sampan.ledger_sink.rules import EXCHANGE_MEMBER, Fill, Transfer, deltas
+from sampan.ledger_sink.rules import Fill, Transfer, deltas
+from sampan.market.parties import EXCHANGE_MEMBER
 
 OPERATOR_MEMBER = "SAMPAN"  # the venue itself: owns the charge accounts
 

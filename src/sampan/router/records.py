@@ -16,12 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sampan.market.parties import EXCHANGE_ACCOUNT, EXCHANGE_MEMBER
 from sampan.router.mapping import Request
 from sampan.router.orders import Order, Status
 from sampan.streams import letters
-
-EXCHANGE_MEMBER = "HKEX"  # sampan.ledger_sink.rules.EXCHANGE_MEMBER
-EXCHANGE_ACCOUNT = "HKEX.CLEARING"  # the ledger's clearing account for the exchange side
 
 
 @dataclass(frozen=True, slots=True)

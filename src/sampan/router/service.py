@@ -48,7 +48,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from sampan import topics
 from sampan.config import Settings
 from sampan.fix.codec import FixMessage, encode
-from sampan.hkex_sim.ocg_ids import trading_day
+from sampan.market.calendar import trading_day
 from sampan.router import state_topic
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.fixlink import FixLink, LinkConfig

@@ -21,6 +21,7 @@ from typing import Any
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
+from sampan.market.money import format_cents, format_notional_e3, format_price_e3
 from sampan.schemas import SchemaError, registry
 
 VENUE_WAIT_S = 20.0  # per step of the scripted session
@@ -179,20 +180,11 @@ def order_reports(current: Settings, cl_ord_id: str) -> list[dict[str, Any]]:
     return parents or mine
 
 
-def _px(price_e3: int) -> str:
-    return f"{price_e3 // 1000}.{price_e3 % 1000:03d}"
-
-
-def _cents(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
-
-
 def _avg(report: dict[str, Any]) -> str:
     if not report["cum_qty"]:
         return "-"
     # Shown to 3 decimals, truncated; the exact figure is cum_notional_e3 / cum_qty.
-    return _px(report["cum_notional_e3"] // report["cum_qty"])
+    return format_price_e3(report["cum_notional_e3"] // report["cum_qty"])
 
 
 # Each step: (label, account, side, qty, price_e3, route, the final status to wait for).
@@ -254,7 +246,9 @@ def run_venue_demo(keep_logs: bool = False) -> int:
             arrange_hkex_book(firm)
         finally:
             firm.close()
-        print(f"HKEX book arranged: {LIQUIDITY_FIRM} offers 400 + 300 at {_px(PRICE_E3)}")
+        print(
+            f"HKEX book arranged: {LIQUIDITY_FIRM} offers 400 + 300 at {format_price_e3(PRICE_E3)}"
+        )
         print("starting the venue: " + ", ".join(s.name for s in specs[1:]))
         venue.start(specs[1:], progress=True)
         orders = run_script(current, run_id, venue.check)
@@ -286,7 +280,7 @@ def run_script(current: Settings, run_id: str, check: Any) -> list[tuple[str, st
         cl_ord_id = f"{run_id}-{n}"
         command = new_order(cl_ord_id, account, side, qty, price_e3, route)
         publish_records(current, "orders.requests", "OrderCommand", [(account, command)])
-        print(f"sent {label}: {account} {side} {qty} @ {_px(price_e3)} {route}")
+        print(f"sent {label}: {account} {side} {qty} @ {format_price_e3(price_e3)} {route}")
 
         def reached(cl: str = cl_ord_id, want: str = final) -> bool:
             return any(r["ord_status"] in (want, "REJECTED") for r in order_reports(current, cl))
@@ -299,9 +293,9 @@ def run_script(current: Settings, run_id: str, check: Any) -> list[tuple[str, st
 def wait_for_settlement(current: Settings, run_id: str, check: Any) -> dict[str, Any]:
     """Wait (bounded) until the ledger posted every fill and recon matched every HKEX one."""
     from sampan.dropcopy.recon_runner import report
-    from sampan.dropcopy.records import trading_day_of
     from sampan.ledger_sink import db
     from sampan.ledger_sink.audit import verify
+    from sampan.market.calendar import trading_day_iso
 
     fills = read_topic(current, "fills", "Fill")
     hkex = sum(1 for f in fills if f["venue"] == "HKEX")
@@ -313,7 +307,7 @@ def wait_for_settlement(current: Settings, run_id: str, check: Any) -> dict[str,
 
     print(f"waiting for the ledger to post {len(fills)} fills and recon to match {hkex}")
     wait_until(f"the ledger to post {len(fills)} fills", posted, VENUE_WAIT_S, check)
-    day = trading_day_of(time.time_ns())
+    day = trading_day_iso(time.time_ns())
 
     def reconciled() -> Any:
         r = report(current, day, 2.0)
@@ -343,8 +337,16 @@ def _depth_lines(current: Settings) -> list[str]:
             continue
         bids, asks = book["bids"], book["asks"]
         for i in range(max(len(bids), len(asks), 1)):
-            bid = f"{bids[i]['qty']:>6} @ {_px(bids[i]['price_e3'])}" if i < len(bids) else ""
-            ask = f"{_px(asks[i]['price_e3'])} x {asks[i]['qty']:<6}" if i < len(asks) else ""
+            bid = (
+                f"{bids[i]['qty']:>6} @ {format_price_e3(bids[i]['price_e3'])}"
+                if i < len(bids)
+                else ""
+            )
+            ask = (
+                f"{format_price_e3(asks[i]['price_e3'])} x {asks[i]['qty']:<6}"
+                if i < len(asks)
+                else ""
+            )
             lines.append(f"    {bid:>20} | {ask}")
     return lines
 
@@ -371,11 +373,11 @@ def print_summary(
         mine = [f for f in fills if f["venue"] == venue]
         shares = sum(f["qty"] for f in mine)
         notional_e3 = sum(f["price_e3"] * f["qty"] for f in mine)
-        dollars = f"{notional_e3 // 1000:,}.{notional_e3 % 1000:03d}"
+        dollars = format_notional_e3(notional_e3)
         print(f"  {venue:<8} {len(mine)} fills, {shares:,} shares, HK${dollars}")
         for f in mine:
             print(
-                f"    {f['exec_id']:<24} {f['qty']:>5} @ {_px(f['price_e3'])} "
+                f"    {f['exec_id']:<24} {f['qty']:>5} @ {format_price_e3(f['price_e3'])} "
                 f"{f['buy_account']} <- {f['sell_account']}"
             )
     print("\n== top-5 depth")
@@ -392,8 +394,9 @@ def print_summary(
             continue
         held = ", ".join(f"{p['security']}: {p['qty']}" for p in snap["positions"]) or "none"
         print(
-            f"  {name}: cash {_cents(snap['cash_cents'])}  equity {_cents(snap['equity_cents'])}"
-            f"  credit used {_cents(snap['credit_line_used_cents'])}  shares {held}"
+            f"  {name}: cash {format_cents(snap['cash_cents'])}"
+            f"  equity {format_cents(snap['equity_cents'])}"
+            f"  credit used {format_cents(snap['credit_line_used_cents'])}  shares {held}"
         )
     print("\n== ledger verify")
     for problem in settled["problems"]:

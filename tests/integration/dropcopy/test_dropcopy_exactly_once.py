@@ -22,7 +22,6 @@ from confluent_kafka import Consumer, Producer
 
 from sampan.config import Settings
 from sampan.dropcopy.recon_runner import ReconRunner, load_breaks, report
-from sampan.dropcopy.records import trading_day_of
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import NewOrderSingle, OrdType, Side, TimeInForce
 from sampan.fix.session import Session
@@ -31,6 +30,7 @@ from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.hkex_sim.market import MAKER_ACCOUNT, MAKER_MEMBER, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
+from sampan.market.calendar import trading_day_iso
 from sampan.matching import Side as MSide
 from sampan.schemas import registry
 
@@ -207,7 +207,7 @@ async def scenario(settings: Settings, tmp: Path) -> None:
         assert len(trades) == 50
         await asyncio.to_thread(produce_fills, settings, trades)
         await asyncio.to_thread(run_recon_briefly, settings)
-        day = trading_day_of(time.time_ns())
+        day = trading_day_iso(time.time_ns())
         assert await asyncio.to_thread(load_breaks, settings, day) == {}
         result = await asyncio.to_thread(report, settings, day, 1.0)
         assert (result.summary.matched, result.summary.open_by_kind) == (50, {})
@@ -224,7 +224,7 @@ async def scenario(settings: Settings, tmp: Path) -> None:
 
 
 def run_recon_briefly(settings: Settings, seconds: float = 4.0) -> ReconRunner:
-    runner = ReconRunner(settings, trading_day_of(time.time_ns()), grace_s=1.0)
+    runner = ReconRunner(settings, trading_day_iso(time.time_ns()), grace_s=1.0)
     timer = threading.Timer(seconds, runner.stop)
     timer.start()
     try:

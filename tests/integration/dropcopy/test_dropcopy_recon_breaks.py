@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from sampan.config import Settings
 from sampan.dropcopy.recon import BreakKind, BreakStatus
 from sampan.dropcopy.recon_runner import ReconRunner, load_breaks
-from sampan.dropcopy.records import trading_day_of
+from sampan.market.calendar import trading_day_iso
 from sampan.schemas import registry
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ def produce(settings: Settings, dcs: list[dict], fills: list[dict]) -> None:
 
 
 def wait_breaks(settings: Settings, expected: dict[str, tuple[BreakKind, BreakStatus]]) -> None:
-    day = trading_day_of(time.time_ns())
+    day = trading_day_iso(time.time_ns())
     deadline = time.monotonic() + WAIT_S
     while True:
         got = {k: (b.kind, b.status) for k, b in load_breaks(settings, day).items()}
@@ -104,7 +104,7 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
             fill("sec", security=700),
         ],
     )
-    runner = ReconRunner(env_settings, trading_day_of(time.time_ns()), grace_s=1.0)
+    runner = ReconRunner(env_settings, trading_day_iso(time.time_ns()), grace_s=1.0)
     thread = threading.Thread(target=runner.run, kwargs={"tick_s": 0.2}, daemon=True)
     thread.start()
     try:
@@ -127,7 +127,7 @@ def test_each_break_kind_is_published_and_a_late_fill_heals(env_settings: Settin
     assert not thread.is_alive(), "recon did not stop"
 
     # A restarted reconciler rebuilds the same state and republishes nothing.
-    again = ReconRunner(env_settings, trading_day_of(time.time_ns()), grace_s=1.0)
+    again = ReconRunner(env_settings, trading_day_iso(time.time_ns()), grace_s=1.0)
     timer = threading.Timer(3.0, again.stop)
     timer.start()
     again.run(tick_s=0.2)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sampan.dropcopy.records import addressed_to, to_record, trading_day_of
+from sampan.dropcopy.records import addressed_to, to_record
 from sampan.fix.codec import FieldError, FixMessage
 from sampan.fix.messages import ExecType, ExecutionReport, OrdStatus, Side
+from sampan.market.calendar import trading_day_iso
 from sampan.schemas import registry
 
 T0 = 1_767_323_045_000_000_000  # 2026-01-02T03:04:05Z, 11:04 in Hong Kong
@@ -64,5 +65,5 @@ def test_non_trade_reports_carry_zero_and_bad_ones_raise() -> None:
 
 
 def test_trading_day_is_the_hong_kong_date() -> None:
-    assert trading_day_of(T0) == "2026-01-02"
-    assert trading_day_of(1_767_369_600_000_000_000) == "2026-01-03"  # 16:00Z = midnight HKT
+    assert trading_day_iso(T0) == "2026-01-02"
+    assert trading_day_iso(1_767_369_600_000_000_000) == "2026-01-03"  # 16:00Z = midnight HKT

@@ -22,13 +22,13 @@ from sampan.ledger_sink.rules import (
     consideration_cents,
     default_schedule,
     deltas,
-    hong_kong_day,
     post_fill,
     round_half_even,
     round_half_up,
     transfer_id,
     unbalanced_assets,
 )
+from sampan.market.calendar import trading_day_iso
 
 SCHEDULE = default_schedule()
 RULES = {rule.reason: rule for rule in SCHEDULE}
@@ -226,7 +226,9 @@ def test_an_hkex_fill_is_identified_by_its_hong_kong_trading_day() -> None:
     assert day1.ref == "HKEX:2025-06-15:E1"
     assert day2.ref == "HKEX:2025-06-16:E1"
     assert transfer_id(day2.ref, post_fill(day2, SCHEDULE)[0]) == "HKEX:2025-06-16:E1:cash"
-    assert hong_kong_day(0) == "1970-01-01" and hong_kong_day(16 * 3_600 * 10**9) == "1970-01-02"
+    assert (
+        trading_day_iso(0) == "1970-01-01" and trading_day_iso(16 * 3_600 * 10**9) == "1970-01-02"
+    )
 
 
 def test_an_internal_fill_keeps_venue_and_exec_id() -> None:

@@ -22,8 +22,8 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# The Hong Kong day of ts_event_ns, in integer arithmetic as in rules.hong_kong_day (UTC+8,
-# no daylight saving time).
+# The Hong Kong day of ts_event_ns, in integer arithmetic as in
+# sampan.market.calendar.trading_day_iso (UTC+8, no daylight saving time).
 _DAY = (
     "to_char(date '1970-01-01' + "
     "floor((ts_event_ns + 28800000000000)::numeric / 86400000000000)::int, 'YYYY-MM-DD')"

@@ -1,0 +1,36 @@
+"""Money and prices as integers with a known scale, and their exact text forms.
+
+Guarantees: prices are integers in HK$0.001 (`price_e3`), cash integers in HK cents
+(`cents`); a price times a quantity in shares is an exact notional in HK$0.001
+(`notional_e3`). Formatting never goes through a float, so what is printed is what is stored.
+
+Limits: only Hong Kong dollars; rounding between scales is left to the caller, which must
+say which way it rounds (a hold rounds up, a ledger posting rounds as its rule says).
+"""
+
+from __future__ import annotations
+
+E3_PER_CENT = 10
+E3_PER_DOLLAR = 1_000
+CENTS_PER_DOLLAR = 100
+
+
+def format_price_e3(price_e3: int) -> str:
+    """350200 -> "350.200": HK$ with the three decimals of the price scale."""
+    sign = "-" if price_e3 < 0 else ""
+    whole, frac = divmod(abs(price_e3), E3_PER_DOLLAR)
+    return f"{sign}{whole}.{frac:03d}"
+
+
+def format_notional_e3(notional_e3: int) -> str:
+    """1234567890 -> "1,234,567.890": an amount in HK$0.001 with thousands separators."""
+    sign = "-" if notional_e3 < 0 else ""
+    whole, frac = divmod(abs(notional_e3), E3_PER_DOLLAR)
+    return f"{sign}{whole:,}.{frac:03d}"
+
+
+def format_cents(cents: int) -> str:
+    """-123456 -> "-1,234.56": cash in HK$ with thousands separators."""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), CENTS_PER_DOLLAR)
+    return f"{sign}{whole:,}.{frac:02d}"
