@@ -563,7 +563,7 @@ async def _order_change(request: Request, session: Session, kind: str) -> Respon
         qty,
         price_e3,
         route=row.route or "INTERNAL",
-        orig=orig,
+        orig=row.latest_cl_ord_id or orig,  # an amended order is known by the amend's id
     )
     await _send_commands(ui, [c])
     return JSONResponse(

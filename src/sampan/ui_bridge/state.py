@@ -56,6 +56,9 @@ class OrderRow:
     batch_id: str | None = None
     ts_ns: int = 0
     fills: list[dict[str, Any]] = field(default_factory=list)
+    # The venue knows an amended order by the amend's ClOrdID (FIX): a later cancel or amend
+    # names this one as its OrigClOrdID. None: the order was never amended.
+    latest_cl_ord_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,9 @@ class View:
     last_trade: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     breaks: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     orders: dict[str, OrderedDict[str, OrderRow]] = field(default_factory=dict)
+    # An amend's ClOrdID → the order's first one, per account (bounded like the rows), so the
+    # order's later reports, which carry the amend's id, land on its row.
+    aliases: dict[str, OrderedDict[str, str]] = field(default_factory=dict)
     # What this server sent, so the order log can show route and batch before the first report.
     sent: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     day_start_ns: int = 0  # reports before this are not today's
@@ -238,9 +244,15 @@ class View:
             return []
         account = r["account"]
         rows = self.orders.setdefault(account, OrderedDict())
-        key = r["cl_ord_id"]
-        if r["exec_type"] in _ORDER_ADDRESSED and r["orig_cl_ord_id"] in rows:
-            key = r["orig_cl_ord_id"]
+        aliases = self.aliases.setdefault(account, OrderedDict())
+        key = aliases.get(r["cl_ord_id"], r["cl_ord_id"])
+        orig = aliases.get(r["orig_cl_ord_id"] or "", r["orig_cl_ord_id"])
+        if r["exec_type"] in _ORDER_ADDRESSED and orig in rows:
+            key = orig
+        if r["exec_type"] == "REPLACED" and key != r["cl_ord_id"]:
+            aliases[r["cl_ord_id"]] = key
+            while len(aliases) > ORDERS_PER_ACCOUNT_MAX:
+                aliases.popitem(last=False)
         row = rows.get(key)
         if row is None:
             route, batch_id = self.sent.pop((account, key), (None, None))
@@ -259,6 +271,8 @@ class View:
             rows[key] = row
             while len(rows) > ORDERS_PER_ACCOUNT_MAX:
                 rows.popitem(last=False)
+        if r["exec_type"] == "REPLACED" and key != r["cl_ord_id"]:
+            row.latest_cl_ord_id = r["cl_ord_id"]
         if r["exec_type"] == "CANCEL_REJECTED":
             row.text = r["text"] or r["reject_reason"]
         else:

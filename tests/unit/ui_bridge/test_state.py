@@ -94,6 +94,44 @@ def test_cancel_report_addresses_the_original_order() -> None:
     assert row["cl_ord_id"] == "c1" and row["status"] == "CANCELED"
 
 
+def test_an_amended_order_keeps_one_row_and_is_addressed_by_the_amends_id() -> None:
+    view = View()
+    view.apply("orders.events", report())
+    amended = report(exec_id="e2", cl_ord_id="a1", orig_cl_ord_id="c1", exec_type="REPLACED")
+    view.apply("orders.events", {**amended, "price_e3": 513_000})
+    # After the amend the venue reports the order under the amend's id.
+    trade = report(
+        exec_id="e3",
+        cl_ord_id="a1",
+        exec_type="TRADE",
+        ord_status="PARTIALLY_FILLED",
+        price_e3=513_000,
+        last_px_e3=513_000,
+        last_qty=100,
+        cum_qty=100,
+        leaves_qty=200,
+        cum_notional_e3=51_300_000,
+    )
+    view.apply("orders.events", trade)
+    second = report(exec_id="e4", cl_ord_id="a2", orig_cl_ord_id="a1", exec_type="REPLACED")
+    view.apply("orders.events", {**second, "order_qty": 400, "cum_qty": 100, "leaves_qty": 300})
+    [row] = view.orders_of("A1")
+    assert row["cl_ord_id"] == "c1" and row["cum_qty"] == 100 and row["order_qty"] == 400
+    assert [f["exec_id"] for f in row["fills"]] == ["e3"]
+    # A cancel now names the latest amend's id, as the router and the matcher know it.
+    assert view.orders["A1"]["c1"].latest_cl_ord_id == "a2"
+    canceled = report(
+        exec_id="e5",
+        cl_ord_id="x1",
+        orig_cl_ord_id="a2",
+        exec_type="CANCELED",
+        ord_status="CANCELED",
+    )
+    view.apply("orders.events", canceled)
+    [row] = view.orders_of("A1")
+    assert row["status"] == "CANCELED"
+
+
 def test_child_reports_and_yesterdays_are_left_out() -> None:
     view = View(day_start_ns=5)
     view.apply("orders.events", report(parent_id="c0", cl_ord_id="child"))
