@@ -423,3 +423,25 @@ def test_money_is_exact_to_the_cent_in_the_trillions(venue: Venue, browser: Any)
         "9995000",
     ]
     page.close()
+
+
+def test_an_order_is_amended_and_cancelled_from_its_row(venue: Venue, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = log_in(browser, venue, "trader2")
+    ticket(page, "SELL", "100", "520.000")
+    row = page.locator("#orders tbody tr").first
+    expect(row).to_contain_text("NEW")
+    rows_before = page.locator("#orders tbody tr").count()
+    row.get_by_role("button", name="Amend").click()
+    expect(page.locator("#t-order")).to_have_text("Amend")
+    page.fill("#t-price", "521.000")
+    page.click("#t-order")
+    # The amend and the cancel report under their own request ids; the row stays one row.
+    expect(row.locator("td").nth(5)).to_have_text("521.000")
+    expect(page.locator("#t-result")).to_contain_text("Amended: 100 @ 521.000")
+    row.get_by_role("button", name="Cancel").click()
+    expect(row).to_contain_text("CANCELED")
+    expect(page.locator("#orders tbody tr")).to_have_count(rows_before)
+    assert page.errors == []
+    page.context.close()

@@ -125,6 +125,7 @@ const S = {
   depth: new Map(),         // "VENUE:security" → depth
   movers: null,             // {top: [security], bottom: [security]}
   orders: new Map(),        // cl_ord_id → order row
+  alias: new Map(),         // a cancel or amend request's cl_ord_id → the order's first one
   inventory: [],
   batch: [],
   security: null,
@@ -272,6 +273,7 @@ async function start(user) {
 
 async function loadAccount() {
   S.orders.clear();
+  S.alias.clear();
   S.inventory = [];
   if (!S.account) { renderOrders(); renderInventory(); return; }
   const account = S.account;
@@ -393,8 +395,14 @@ function onMessage(msg) {
 
 function onExec(er) {
   if (er.account !== S.account) return;
-  // A SMART parent's children report under the parent's id.
-  const key = er.parent_id || er.cl_ord_id;
+  // A SMART parent's children report under the parent's id. A cancel or amend reports under
+  // its own request id with the order's id as `orig_cl_ord_id`: the order keeps its first id.
+  const resolve = (id) => S.alias.get(id) || id;
+  let key = er.parent_id || resolve(er.cl_ord_id);
+  if (!er.parent_id && er.orig_cl_ord_id && S.orders.has(resolve(er.orig_cl_ord_id))) {
+    key = resolve(er.orig_cl_ord_id);
+    S.alias.set(er.cl_ord_id, key);
+  }
   let o = S.orders.get(key);
   if (!o) {
     o = { cl_ord_id: key, order_id: er.order_id, security: er.security, side: er.side, route: er.parent_id ? "SMART" : er.venue,
@@ -405,7 +413,9 @@ function onExec(er) {
   if (er.exec_type === "TRADE" && !o.fills.some((f) => f.exec_id === er.exec_id)) {
     o.fills.push({ exec_id: er.exec_id, venue: er.venue, last_px_e3: er.last_px_e3, last_qty: er.last_qty, ts_ns: er.ts_ns });
   }
-  if (!er.parent_id) {
+  if (er.exec_type === "CANCEL_REJECTED") {
+    // The report answers the cancel or amend request; the order itself is unchanged.
+  } else if (!er.parent_id) {
     o.order_id = er.order_id || o.order_id;
     o.status = er.ord_status;
     o.cum_qty = er.cum_qty;
@@ -423,14 +433,29 @@ function onExec(er) {
     if (filled > 0n) o.avg_px_e3 = (notional + filled / 2n) / filled;
   }
   if (er.exec_type === "REJECTED" || er.exec_type === "CANCEL_REJECTED") {
-    o.reject_reason = er.reject_reason;
-    o.text = er.text;
-    showVerdict(er);
+    if (er.exec_type === "REJECTED") { o.reject_reason = er.reject_reason; o.text = er.text; }
+    showVerdict(er, key);
+  } else if (er.exec_type === "CANCELED" && key === S.lastSent) {
+    $("#t-result").className = "result accepted";
+    $("#t-result").textContent = `Canceled ${key}: ${Money.qty(er.cum_qty)} of ${Money.qty(er.order_qty)} filled.`;
+  } else if (er.exec_type === "REPLACED") {
+    const r = $("#t-result");
+    if (er.cl_ord_id === S.lastSent || er.orig_cl_ord_id === S.lastSent || o.cl_ord_id === S.lastSent) {
+      r.className = "result accepted";
+      r.textContent = `Amended: ${Money.qty(er.order_qty)} @ ${Money.e3(er.price_e3)}`;
+    }
   } else if (er.exec_type === "NEW" || er.exec_type === "TRADE") {
-    showVerdict(er);
+    showVerdict(er, key);
   }
   o.flash = true;
   renderOrders();
+}
+
+// A client order id: "B" and 15 random hex digits (the server accepts 1–40 of A-Za-z0-9._:-).
+function newClOrdId() {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return "B" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 15);
 }
 
 function reasonText(code, text) {
@@ -444,10 +469,13 @@ function reasonText(code, text) {
   return [code, words[code], text].filter(Boolean).join(" — ");
 }
 
-function showVerdict(er) {
-  if (er.cl_ord_id !== S.lastSent && er.parent_id !== S.lastSent) return;
+function showVerdict(er, key) {
+  if (key !== S.lastSent) return;
   const r = $("#t-result");
-  if (er.exec_type === "REJECTED") {
+  if (er.exec_type === "CANCEL_REJECTED") {
+    r.className = "result rejected";
+    r.textContent = `Cancel or amend rejected: ${reasonText(er.reject_reason, er.text)}`;
+  } else if (er.exec_type === "REJECTED") {
     r.className = "result rejected";
     r.textContent = `Rejected: ${reasonText(er.reject_reason, er.text)}`;
   } else if (er.exec_type === "TRADE") {
@@ -629,15 +657,40 @@ function renderOrders() {
       el("td", { class: "num" }, o.avg_px_e3 !== null && o.avg_px_e3 !== undefined && Money.big(o.cum_qty) > 0n ? Money.e3(o.avg_px_e3) : ""),
       el("td", {}, el("span", { class: "st st-" + o.status }, o.status), o.reject_reason ? el("div", { class: "reason" }, reasonText(o.reject_reason, o.text)) : ""),
       el("td", { class: "fills" }, fills),
-      el("td", {}, open && S.user.role === "trader" ? el("button", { class: "ghost", onclick: () => cancelOrder(o) }, "Cancel") : ""),
+      el("td", { class: "actions" }, open && S.user.role === "trader" ? [
+        o.route === "INTERNAL" ? el("button", { class: "ghost", title: "load into the ticket to amend", onclick: () => startAmend(o) }, "Amend") : "",
+        el("button", { class: "ghost", onclick: () => cancelOrder(o) }, "Cancel"),
+      ] : ""),
     );
     o.flash = false;
     return row;
   }));
 }
 
+// Amend mode: the ticket holds an open internal order's terms; Order sends the amend.
+function startAmend(o) {
+  S.amending = o;
+  setSide(o.side === "BUY" ? "BUY" : "SELL");
+  $("#t-security").value = code5(o.security);
+  selectSecurity(Number(o.security), false);
+  $("#t-qty").value = Money.big(o.order_qty).toString();
+  $("#t-price").value = Money.e3(o.price_e3).replace(/,/g, "");
+  $("#t-order").textContent = "Amend";
+  $("#t-result").className = "result";
+  $("#t-result").textContent = `Amending ${o.cl_ord_id}: change quantity or price, then Amend (Esc to leave).`;
+  validateTicket();
+  $("#t-qty").focus();
+}
+function stopAmend() {
+  S.amending = null;
+  $("#t-order").textContent = "Order";
+}
+
 async function cancelOrder(o) {
   try {
+    S.lastSent = o.cl_ord_id;
+    $("#t-result").className = "result";
+    $("#t-result").textContent = `Cancel sent for ${o.cl_ord_id}; waiting for the venue…`;
     await api("POST", `/api/orders/${encodeURIComponent(o.cl_ord_id)}/cancel`, { account: S.account });
   } catch (e) { banner(`Cancel ${o.cl_ord_id}: ${e.message}`); }
 }
@@ -678,7 +731,7 @@ function setSide(side) {
   }
   $(".ticket").classList.toggle("sell-mode", side === "SELL");
   $(".ticket").classList.toggle("buy-mode", side === "BUY");
-  $("#t-order").textContent = side === "BUY" ? "Order" : "Order";
+  $("#t-order").textContent = S.amending ? "Amend" : "Order";
   $("#t-order").title = (side === "BUY" ? "Buy" : "Sell") + " (Enter)";
   S.pendingWarn = null;
   validateTicket();
@@ -807,8 +860,27 @@ $("#ticket").addEventListener("submit", async (ev) => {
   const button = $("#t-order");
   button.disabled = true;
   r.className = "result"; r.textContent = "Sending…";
+  if (S.amending) {
+    const o = S.amending;
+    try {
+      S.lastSent = o.cl_ord_id;
+      await api("POST", `/api/orders/${encodeURIComponent(o.cl_ord_id)}/amend`, { account: S.account, qty: v.qty, price_e3: v.price });
+      if (r.textContent === "Sending…") r.textContent = `Amend sent for ${o.cl_ord_id}; waiting for the router…`;
+      stopAmend();
+    } catch (e) {
+      r.className = "result rejected";
+      r.textContent = `Refused: ${e.code} — ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+    return;
+  }
   try {
-    const out = await api("POST", "/api/orders", orderBody(v));
+    // The id is chosen here, before sending, so a verdict that arrives on the WebSocket
+    // before the REST answer is still recognised as this order's.
+    const clOrdId = newClOrdId();
+    S.lastSent = clOrdId;
+    const out = await api("POST", "/api/orders", { ...orderBody(v), cl_ord_id: clOrdId });
     S.lastSent = out.cl_ord_id;
     const existing = S.orders.get(out.cl_ord_id);
     if (!existing) {
@@ -827,6 +899,7 @@ $("#ticket").addEventListener("submit", async (ev) => {
 });
 
 function clearTicket() {
+  stopAmend();
   $("#t-qty").value = "";
   $("#t-price").value = "";
   $("#t-result").textContent = "";
@@ -990,6 +1063,14 @@ document.addEventListener("keydown", (ev) => {
     }
   }
 });
+
+// The risk view refreshes itself while it is shown (account snapshots of every account are not
+// streamed to one socket).
+const RISK_REFRESH_MS = 5000;
+setInterval(() => {
+  const pane = $(".lower .pane[data-pane=risk]");
+  if (S.user && pane && !pane.hidden) loadRisk();
+}, RISK_REFRESH_MS);
 
 setInterval(() => {
   $("#clock").textContent = new Date().toLocaleTimeString("en-GB", { hour12: false, timeZone: "Asia/Hong_Kong" }) + " HKT";
