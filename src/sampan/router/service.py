@@ -101,7 +101,7 @@ class Router:
     def _start(self) -> int:
         """Fence the previous instance, load tables and state; the next inbound MsgSeqNum."""
         self.producer.init_transactions(self.config.init_timeout_s)
-        state_topic.ensure_topic(self.settings)
+        state_topic.require_topic(self.settings)
         self.tables_in.catch_up(self.tables)
         loaded = state_topic.load(self.settings, self.config.link.comp_id, self.day.isoformat())
         self.core.load(loaded.orders, self._committed_requests())

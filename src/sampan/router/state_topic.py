@@ -14,8 +14,8 @@ end-of-partition event, not a pause), so it sees exactly the state of the last c
 transaction; it gives up with `TimeoutError` after `LOAD_TIMEOUT_S` (the router then exits
 non-zero rather than start on a partial state). JSON holds integers and strings only (money stays integral).
 
-Limits: one router instance per CompID owns it. The topic is in the catalog (`topics.py`);
-`ensure_topic` also creates it, for a router started before `sampan topics apply`.
+Limits: one router instance per CompID owns it. The topic is in the catalog (`topics.py`),
+which alone creates it; a router started before `sampan topics apply` stops with that advice.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from sampan.config import Settings
+from sampan.errors import SampanError
 from sampan.fix.codec import FixMessage, decode_one, encode
 from sampan.router.orders import Order, Phase, Route, Status
 from sampan.router.risk import Side
@@ -98,24 +99,13 @@ def order_from(data: dict[str, Any]) -> Order:
     return Order(**values)
 
 
-def ensure_topic(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Create `router.state` (compacted, one partition) if it does not exist."""
+def require_topic(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Fail with a clear error unless `router.state` exists. The topic catalog is the only
+    creator of topics (`sampan topics apply`), so the topic has the catalog's durability."""
     name = settings.topic(STATE_TOPIC)
     admin = AdminClient(settings.kafka())
-    if name in admin.list_topics(timeout=timeout_s).topics:
-        return
-    topic = NewTopic(
-        name,
-        num_partitions=1,
-        replication_factor=settings.replication_factor,
-        config={"cleanup.policy": "compact", "min.insync.replicas": "1"},
-    )
-    for future in admin.create_topics([topic], request_timeout=timeout_s).values():
-        try:
-            future.result(timeout_s)
-        except Exception as error:  # an existing topic is fine (a racing creator)
-            if "TOPIC_ALREADY_EXISTS" not in str(error):
-                raise
+    if name not in admin.list_topics(timeout=timeout_s).topics:
+        raise SampanError(f"topic {name} does not exist: run `sampan topics apply` first")
 
 
 def load(settings: Settings, comp_id: str, day: str) -> Loaded:

@@ -62,6 +62,13 @@ def test_catalog_is_consistent() -> None:
     }
 
 
+def test_on_three_replicas_every_topic_has_the_same_durability() -> None:
+    # router.state included: the catalog alone creates topics, with its min ISR.
+    for t in topics.ALL:
+        assert t.configs(3)["min.insync.replicas"] == "2", t.name
+    assert topics.topic("router.state").configs(3)["min.insync.replicas"] == "2"
+
+
 def test_busy_port_is_detected() -> None:
     import socket
 

@@ -118,3 +118,12 @@ def test_the_checker_names_each_kind_of_breach(tmp_path: Path) -> None:
 def test_every_process_package_exists_or_is_still_to_come() -> None:
     present = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
     assert PROCESS_PACKAGES - present <= {"analytics"}
+
+
+def test_only_the_catalog_creates_topics() -> None:
+    creators = [
+        str(path.relative_to(SRC))
+        for path in sorted(SRC.rglob("*.py"))
+        if "create_topics(" in path.read_text() or "NewTopic(" in path.read_text()
+    ]
+    assert creators == ["topics_cli.py"], f"topics created outside the catalog: {creators}"
