@@ -286,6 +286,33 @@ class OrderBook:
         order.status = order.status.to(_STATUS_CANCELLED)
         return self.report(order, _CANCELLED, ts_ns, reason)
 
+    def amend(self, order: Order, price_e3: int, qty: int, ts_ns: int, out: list[Event]) -> None:
+        """Amend a resting order to `price_e3` and total quantity `qty` (the engine has checked
+        the request: something changes, `qty` above what has filled). A quantity decrease at
+        the same price keeps time priority and shrinks the level in place; any other change is
+        a cancel/replace under the same order id: the order leaves its level, may trade at once
+        at its new price, and rests last with what is left."""
+        level = order.level
+        assert level is not None, "only a resting order is amended"
+        assert qty > order.cum_qty, "an amend leaves something to trade"
+        if price_e3 == order.price_e3 and qty < order.qty:
+            delta = order.qty - qty
+            order.qty = qty
+            order.leaves_qty -= delta
+            level.qty -= delta
+            out.append(self.report(order, _AMENDED, ts_ns))
+            return
+        (self.bids if order.side is _BUY else self.asks).unlink(order)
+        del self.orders[order.order_id]
+        order.price_e3 = price_e3
+        order.qty = qty
+        order.leaves_qty = qty - order.cum_qty
+        order.ts_ns = ts_ns
+        out.append(self.report(order, _AMENDED, ts_ns))
+        self.match(order, price_e3, ts_ns, out)
+        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
+            self.rest(order)
+
     def close_unrested(self, taker: Order, exec_type: ExecType, ts_ns: int) -> ExecutionReport:
         """End an order that never rests (IOC remainder, STP-cancelled incoming order)."""
         if exec_type is _EXPIRED:

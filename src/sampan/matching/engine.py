@@ -216,8 +216,9 @@ class Engine:
         """Checks: security, halt, order known, owner, quantity (also above the filled
         quantity), price, reach (when the price moves), something changes.
 
-        A quantity decrease at the same price keeps time priority; any other change is a
-        cancel/replace under the same order id that may trade at once and then rests last."""
+        The book carries the amend out (`OrderBook.amend`): a quantity decrease at the same
+        price keeps time priority; any other change is a cancel/replace under the same order id
+        that may trade at once and then rests last."""
         book = self._books.get(cmd.security)
         if book is None:
             return [_cancel_rejected(cmd, RequestKind.AMEND, RejectReason.UNKNOWN_SECURITY, 0)]
@@ -225,25 +226,9 @@ class Engine:
         reason = self._check_amend(book, order, cmd)
         if reason is not None:
             return [_cancel_rejected(cmd, RequestKind.AMEND, reason, book.next_exec_id())]
-        assert order is not None and order.level is not None
+        assert order is not None
         out: list[Event] = []
-        if cmd.price_e3 == order.price_e3 and cmd.qty < order.qty:
-            delta = order.qty - cmd.qty
-            order.qty = cmd.qty
-            order.leaves_qty -= delta
-            order.level.qty -= delta
-            out.append(book.report(order, _AMENDED, cmd.ts_ns))
-            return out
-        (book.bids if order.side is _BUY else book.asks).unlink(order)
-        del book.orders[order.order_id]
-        order.price_e3 = cmd.price_e3
-        order.qty = cmd.qty
-        order.leaves_qty = cmd.qty - order.cum_qty
-        order.ts_ns = cmd.ts_ns
-        out.append(book.report(order, _AMENDED, cmd.ts_ns))
-        book.match(order, cmd.price_e3, cmd.ts_ns, out)
-        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
-            book.rest(order)
+        book.amend(order, cmd.price_e3, cmd.qty, cmd.ts_ns, out)
         return out
 
     def _check_amend(
