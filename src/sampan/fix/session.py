@@ -52,6 +52,7 @@ from sampan.fix.codec import (
 from sampan.fix.session_types import (
     APPL_VER_ID_FIX50SP2,
     LOGGED_ON_STATES,
+    LOGON_789_TOO_HIGH,
     MSG_HEARTBEAT,
     MSG_LOGON,
     MSG_LOGOUT,
@@ -332,7 +333,7 @@ class Session:
             return f"MsgSeqNum too low, expecting {expected} but received {seq}"
         next_out = self.store.next_sender_seq_num
         if peer_expects < 1 or peer_expects > next_out:
-            return f"NextExpectedMsgSeqNum {peer_expects} above next outgoing {next_out}"
+            return LOGON_789_TOO_HIGH.format(peer_expects, next_out)
         return None
 
     def _on_sequenced(self, msg: FixMessage) -> None:

@@ -8,6 +8,7 @@ decides whether a state change is legal, and it raises `SessionStateError` when 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from sampan.fix.codec import FixMessage
@@ -37,6 +38,10 @@ MSG_LOGON = "A"
 SESSION_MSG_TYPES = frozenset("012345A")
 
 APPL_VER_ID_FIX50SP2 = "9"
+# The Logout text refusing a Logon whose NextExpectedMsgSeqNum (789) is above what we will send
+# next: the peer remembers a session we no longer have (we lost our sequence numbers).
+LOGON_789_TOO_HIGH = "NextExpectedMsgSeqNum {} above next outgoing {}"
+LOGON_789_TOO_HIGH_RE = re.compile(r"NextExpectedMsgSeqNum (\d+) above next outgoing (\d+)")
 
 
 class SessionRejectReason(enum.IntEnum):

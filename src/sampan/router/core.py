@@ -41,7 +41,9 @@ A SMART parent ends whatever its children do: its HKEX remainder is an enhanced 
 `hkex`), and a child that HKEX rejects, expires or cancels, by an ExecutionReport, a
 BusinessMessageReject or a session-level Reject, ends the parent (`orders.child_done`) and
 releases its hold. HKEX losing an order (a cancel answered "unknown order") ends it as
-CANCELED by the venue, with reason VENUE_UNKNOWN_ORDER and an ERROR log for operators.
+CANCELED by the venue, with reason VENUE_UNKNOWN_ORDER and an ERROR log for operators; HKEX
+losing its whole session (the link's `EXCHANGE_RESET`) ends every order held there the same
+way.
 
 Limits: AMEND is supported on the internal route only (HKEX and SMART amends are rejected as
 UNSUPPORTED); the hold of an amended order follows the matcher's REPLACED report. A rolled
@@ -575,6 +577,8 @@ class RouterCore:
                     self._business_reject(BusinessMessageReject.from_fix(msg))
                 elif msg.msg_type == MSG_REJECT:
                     self._session_reject(seq, msg)
+                elif msg.msg_type == hx.EXCHANGE_RESET:
+                    self._exchange_reset()
                 else:
                     log.warning("router: ignoring HKEX MsgType %s (seq %d)", msg.msg_type, seq)
         except OrphansFull:
@@ -639,6 +643,27 @@ class RouterCore:
         order, report = hx.venue_forgot(order, f"HKEX-LOST-{rej.cl_ord_id}", text)
         self.out.append(report)
         self._put(order)
+
+    def _exchange_reset(self) -> None:
+        """HKEX restarted without its state (the link saw its sequence numbers go back): no
+        order we held there exists any more. End each as the exchange sees it."""
+        held = [
+            o
+            for o in self.orders.values()
+            if o.route is Route.HKEX or (o.route is Route.SMART and o.phase is Phase.HKEX)
+        ]
+        log.error("router: ALERT: HKEX reset its session; ending %d orders held there", len(held))
+        text = "HKEX restarted and no longer knows the order (its session was reset)"
+        for order in sorted(held, key=lambda o: o.key):
+            if order.route is Route.SMART:
+                parent = replace(order, reject_reason=hx.VENUE_UNKNOWN_ORDER, reject_text=text)
+                parent, reports = hx.end_child(parent, Status.CANCELED, "HKEX", order.ts_ns)
+                self.out.extend(reports)
+                self._put(parent)
+            else:
+                ended, report = hx.venue_forgot(order, f"HKEX-RESET-{order.key}", text)
+                self.out.append(report)
+                self._put(ended)
 
     def _business_reject(self, rej: BusinessMessageReject) -> None:
         key = self._lookup(rej.business_reject_ref_id)

@@ -18,6 +18,13 @@ A session-level Reject (35=3) from the gateway names the refused message only by
 with the refused message's ClOrdID (11) and MsgType (372) added, so the core can find the order
 without knowing sequence numbers. A Reject whose message is no longer stored is queued as is.
 
+HKEX losing its session (an exchange restart that lost its sequence numbers, and with them its
+books): the gateway refuses our Logon because our NextExpectedMsgSeqNum is above anything it
+will send. The link then logs an ALERT, starts a new session from 1 both ways (what is stored
+for the old one is never replayed to the new exchange), and queues `EXCHANGE_RESET` (sequence
+number 0) for the core, which ends every order it held at HKEX: the exchange no longer knows
+them.
+
 Limits: losing the state directory makes the gateway refuse our Logon (MsgSeqNum too low)
 until its trading day ends; no day rollover while running.
 """
@@ -36,6 +43,7 @@ from sampan.fix.codec import TAG_TEXT, FieldError, FixMessage
 from sampan.fix.messages import TAG_CL_ORD_ID
 from sampan.fix.session import Session
 from sampan.fix.session_types import (
+    LOGON_789_TOO_HIGH_RE,
     MSG_REJECT,
     TAG_REF_MSG_TYPE,
     TAG_REF_SEQ_NUM,
@@ -44,6 +52,7 @@ from sampan.fix.session_types import (
 )
 from sampan.fix.store import FileSessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
+from sampan.router.hkex import EXCHANGE_RESET
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +146,25 @@ class FixLink:
     def on_session_ended(self, conn: SessionConnection, reason: str, was_logged_on: bool) -> None:
         self._conn = None
         log.info("router: OCG-C session ended: %s", reason)
+        reset = LOGON_789_TOO_HIGH_RE.search(reason)
+        if reset is not None and not was_logged_on:
+            self.exchange_reset(int(reset.group(1)), int(reset.group(2)))
+
+    def exchange_reset(self, we_expected: int, exchange_next: int) -> None:
+        """The exchange has lost the session (see the module docstring): begin a new one."""
+        log.error(
+            "router: ALERT: HKEX lost our session (it will send %d next; we expected %d): "
+            "the exchange restarted without its state. Starting a new session from 1 and "
+            "ending every order held at HKEX",
+            exchange_next,
+            we_expected,
+        )
+        self.store.set_next_target_seq_num(exchange_next)
+        self.store.set_next_sender_seq_num(1)
+        if len(self._inbound) >= INBOUND_MAX:
+            raise RuntimeError(f"more than {INBOUND_MAX} HKEX messages wait for a commit")
+        self._inbound.append((0, FixMessage.of(EXCHANGE_RESET)))
+        self.wake.set()
 
     def _annotated_reject(self, reject: FixMessage) -> FixMessage:
         try:

@@ -54,6 +54,8 @@ from sampan.router.records import Execution, Out, hkex_fill, report, report_stat
 log = logging.getLogger(__name__)
 
 MASS_CANCEL_MAX = 10_000
+# The MsgType of the notice the OCG-C link queues when HKEX has lost our session (`fixlink`).
+EXCHANGE_RESET = "sampan.exchange-reset"
 VENUE_REJECTED = "VENUE_REJECTED"
 
 _SIDE = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL_SHORT}
