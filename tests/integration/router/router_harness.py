@@ -59,13 +59,14 @@ class DropCopy:
 class Sim:
     """The simulated HKEX (order entry + drop copy) on an event loop in a daemon thread."""
 
-    def __init__(self, state_dir: Path, throttle_per_s: int = 0) -> None:
+    def __init__(self, state_dir: Path, throttle_per_s: int = 0, order_port: int = 0) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.market = Market([TENCENT], LiquidityConfig(actions_per_s=0))
         firm = FirmConfig("SAMPAN", "SAMPANDC", throttle_per_s=throttle_per_s)
-        self.gateway = Gateway(GatewayConfig((firm,), state_dir=state_dir), self.market)
+        config = GatewayConfig((firm,), order_port=order_port, state_dir=state_dir)
+        self.gateway = Gateway(config, self.market)
         self.run(self.gateway.start())
         self.drop_copy = DropCopy()
         config = SessionConfig(
