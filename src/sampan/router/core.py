@@ -26,8 +26,8 @@ not know yet (its request not re-processed after a restart) is parked, bounded b
 commit the session's inbound number past it (more than `ORPHANS_MAX` raises `OrphansFull`,
 which stops the router: a restart re-processes the requests the orphans wait for).
 
-ClOrdIDs are unique per account per Hong Kong trading day (`ids.hk_day` of the request's
-`ts_ns`): a NEW, AMEND or CANCEL whose ClOrdID a live order of the account holds, or any order
+ClOrdIDs are unique per account per Hong Kong trading day (`market.calendar` of the
+request's `ts_ns`): a NEW, AMEND or CANCEL whose ClOrdID a live order of the account holds, or any order
 of the account used today (its NEW, its amends, its cancels), is rejected as
 DUPLICATE_CL_ORD_ID. Per account rather than per member because an account is the key of
 orders.requests: all of an account's requests are in one partition, in one order, so the
@@ -74,12 +74,12 @@ from sampan.fix.messages import (
     OrdStatus,
 )
 from sampan.fix.session_types import MSG_REJECT, TAG_SESSION_REJECT_REASON
+from sampan.market.calendar import trading_day
 from sampan.router import hkex as hx
 from sampan.router import risk
 from sampan.router.ids import (
     Kind,
     Origin,
-    hk_day,
     hkex_cl_ord_id,
     internal_child_cl_ord_id,
     origin_of,
@@ -108,6 +108,12 @@ from sampan.router.records import Out, command_reject, internal_command
 from sampan.router.tables import SeenFill, Tables
 
 log = logging.getLogger(__name__)
+
+
+def hk_day(ts_ns: int) -> int:
+    """The Hong Kong trading day of `ts_ns` as an ordinal (an order's `day`)."""
+    return trading_day(ts_ns).toordinal()
+
 
 ORPHANS_MAX = 10_000
 ORD_REJ_DUPLICATE_ORDER = 6  # OCG-C OrdRejReason / CxlRejReason for a reused ClOrdID

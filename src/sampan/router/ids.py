@@ -104,16 +104,6 @@ def router_exec_id(origin: Origin, n: int = 0) -> str:
     return f"R{origin.partition}.{origin.offset}.{n}"
 
 
-_HONG_KONG_OFFSET_NS = 8 * 3_600 * 1_000_000_000  # Hong Kong has no daylight saving time
-_DAY_NS = 86_400 * 1_000_000_000
-
-
-def hk_day(ts_ns: int) -> int:
-    """The Hong Kong calendar day of `ts_ns`, as days since 1970-01-01: the day a member's
-    ClOrdIDs must be unique in. Integer arithmetic only (no float seconds)."""
-    return (ts_ns + _HONG_KONG_OFFSET_NS) // _DAY_NS
-
-
 def origin_of(key: str) -> Origin:
     """The origin of an order key ("partition.offset")."""
     partition, _, offset = key.partition(".")

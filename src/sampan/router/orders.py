@@ -112,7 +112,7 @@ class Order:
     child_cum_qty: int = 0  # SMART parents: the current HKEX child's fills
     child_notional_e3: int = 0
     ts_ns: int = 0
-    day: int = 0  # the Hong Kong trading day of the NEW request (`ids.hk_day`)
+    day: int = 0  # the Hong Kong trading day of the NEW request, as a date ordinal
     reject_reason: str | None = None  # why a venue refused or ended it, for its last report
     reject_text: str | None = None
 
