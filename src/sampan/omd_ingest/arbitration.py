@@ -14,15 +14,27 @@ Guarantees:
 - In ``REFRESHING`` it caches the live stream (bounded, oldest arrival evicted first) and
   delivers nothing. ``complete_refresh(last_seq_num)`` drops the cached messages up to
   ``last_seq_num`` and replays the rest through the normal in-order path (§4.4).
-- A ``SequenceReset`` (100) is acted on as soon as either line delivers it: the buffer and holes
-  are dropped, the reset is delivered (so the caller clears its state and may start a refresh),
-  and numbering restarts. The second line's copy, which has the same sequence number and
-  NewSeqNo, is recognised and ignored while fewer than ``reset_duplicate_window`` messages
-  have been delivered since the first; past that, an identical reset is a new one (HKEX
-  always sends SeqNum 1 and NewSeqNo 1, so a second reset in a day looks the same).
+- A ``SequenceReset`` (100) is believed only as line arbitration allows (§4.2: lines A and B
+  carry the same messages under the same sequence numbers). A reset that is the very message
+  expected next before anything was delivered contradicts nothing and is acted on at once.
+  Any other reset waits until the other line delivers the same reset (same SeqNum and
+  NewSeqNo); meanwhile both lines go on being arbitrated under the current numbering. When
+  it is believed, the buffer and holes are dropped, the reset is delivered (so the caller
+  clears its state) and numbering restarts. If the other line has not confirmed it within
+  ``reset_confirm_ns``: when that line went on with the current numbering (it delivered a
+  sequence number at or beyond the highest known when the reset came), the reset is a stray
+  or forged datagram and is rejected (``ResetRejected``, nothing else changes); when that
+  line said nothing that settles it (silent, or only low numbers), the arbiter cannot tell
+  and switches to a refresh, whose snapshot says which numbering is live. A reset that comes
+  from the retransmission server is history, never acted on. The second line's copy of a
+  believed reset is ignored while fewer than ``reset_duplicate_window`` messages have been
+  delivered since it; past that, an identical reset is a new one (HKEX always sends SeqNum 1
+  and NewSeqNo 1, so a second reset in a day looks the same).
 
 Limits:
-- Arbitration has no notion of which line a packet came from: first copy wins, whichever.
+- Messages are arbitrated first copy wins, whichever line; only resets look at the line.
+- One line alone can never make a reset believed except through a refresh: an attacker who
+  can forge datagrams on both lines at once is outside what arbitration can detect.
 - Time is the caller's ``now_ns``; the arbiter never reads a clock.
 - A packet of the old numbering that the slower line delivers after the reset looks like a
   message far ahead and opens a spurious hole. Resets happen before the open, so that hole
@@ -45,6 +57,17 @@ RETRANS_RANGE_MAX = 10_000  # §4.3: at most 10,000 messages per request
 # messages after it is a genuine new reset.
 RESET_DUPLICATE_WINDOW_DEFAULT = 1_000
 REFRESH_MESSAGES_MAX_DEFAULT = 1_000_000
+# How long a reset seen on one line waits for the other line's copy. Lines lag each other by
+# milliseconds; a reset is rare, so waiting longer costs nothing while it is pending.
+RESET_CONFIRM_NS_DEFAULT = 500_000_000
+
+
+class Line(enum.Enum):
+    """Where a packet came from."""
+
+    A = "A"
+    B = "B"
+    RETRANSMISSION = "RTS"
 
 
 class ArbiterState(enum.Enum):
@@ -71,7 +94,16 @@ class RefreshRequired:
     reason: str
 
 
-ArbiterEvent = GapDetected | RefreshRequired
+@dataclass(frozen=True, slots=True)
+class ResetRejected:
+    """A SequenceReset seen on one line only while the other went on with the numbering."""
+
+    seq_num: int
+    line: Line
+    reason: str
+
+
+ArbiterEvent = GapDetected | RefreshRequired | ResetRejected
 Delivery = tuple[int, Message]
 
 
@@ -84,11 +116,24 @@ class _Hole:
 
 
 @dataclass(slots=True)
+class _PendingReset:
+    seq_num: int
+    new_seq_no: int
+    line: Line
+    since_ns: int
+    high_at_reset: int  # the highest sequence number known when the reset came
+    other_high: int = -1  # the highest number the other line delivered since
+
+
+@dataclass(slots=True)
 class ArbiterCounters:
     delivered: int = 0
     duplicates: int = 0
     evicted: int = 0
     dropped_by_refresh: int = 0
+    resets_rejected: int = 0
+    resets_unsettled: int = 0
+    resets_retransmitted: int = 0
 
 
 class LineArbiter:
@@ -102,6 +147,7 @@ class LineArbiter:
         pending_max: int = PENDING_MAX_DEFAULT,
         retrans_available_max: int = RETRANS_AVAILABLE_MAX,
         reset_duplicate_window: int = RESET_DUPLICATE_WINDOW_DEFAULT,
+        reset_confirm_ns: int = RESET_CONFIRM_NS_DEFAULT,
     ) -> None:
         """``next_seq_num=None`` starts a late joiner in REFRESHING."""
         assert pending_max >= 1 and gap_timeout_ns >= 0
@@ -109,6 +155,8 @@ class LineArbiter:
         self.pending_max = pending_max
         self.retrans_available_max = retrans_available_max
         self.reset_duplicate_window = reset_duplicate_window
+        self.reset_confirm_ns = reset_confirm_ns
+        self._reset_pending: _PendingReset | None = None
         self._reset_next = 0  # next expected right after the last reset
         self.counters = ArbiterCounters()
         self._pending: dict[int, Message] = {}
@@ -138,9 +186,19 @@ class LineArbiter:
     def open_gaps(self) -> list[GapDetected]:
         return [GapDetected(h.begin, h.end) for h in self._holes]
 
-    def on_packet(self, seq_num: int, messages: Sequence[Message], now_ns: int) -> list[Delivery]:
+    @property
+    def reset_pending(self) -> bool:
+        return self._reset_pending is not None
+
+    def on_packet(
+        self, seq_num: int, messages: Sequence[Message], now_ns: int, line: Line = Line.A
+    ) -> list[Delivery]:
         """Accept one packet; return the messages that are now deliverable, in order."""
         out: list[Delivery] = []
+        pending = self._reset_pending
+        if pending is not None and line is not pending.line and line is not Line.RETRANSMISSION:
+            last = seq_num + len(messages) - 1 if messages else seq_num
+            pending.other_high = max(pending.other_high, last)
         if not messages:  # a heartbeat: SeqNum is the last message sent
             if self._state is ArbiterState.LIVE and seq_num > self._high:
                 self._extend(seq_num + 1, now_ns)
@@ -149,7 +207,7 @@ class LineArbiter:
         seq = seq_num
         for message in messages:
             if type(message) is SequenceReset:
-                self._on_reset(seq, message, out)
+                self._on_reset(seq, message, line, now_ns, out)
             elif self._state is ArbiterState.LIVE:
                 self._accept_live(seq, message, now_ns, out)
             else:
@@ -228,12 +286,35 @@ class LineArbiter:
         pending[seq] = message
         self._high = max(self._high, seq)
 
-    def _on_reset(self, seq: int, message: SequenceReset, out: list[Delivery]) -> None:
+    def _on_reset(
+        self, seq: int, message: SequenceReset, line: Line, now_ns: int, out: list[Delivery]
+    ) -> None:
         key = (seq, message.new_seq_no)
         if key == self._last_reset and self._next - self._reset_next < self.reset_duplicate_window:
             self.counters.duplicates += 1
             return
-        self._last_reset = key
+        if line is Line.RETRANSMISSION:
+            self.counters.resets_retransmitted += 1  # history: acted on when it was live
+            return
+        pending = self._reset_pending
+        # Before anything has been delivered there is no numbering a reset could contradict.
+        in_sequence = (
+            self._state is ArbiterState.LIVE and self.counters.delivered == 0 and seq == self._next
+        )
+        if not in_sequence:
+            if pending is None or (pending.seq_num, pending.new_seq_no) != key:
+                self._reset_pending = _PendingReset(
+                    seq, message.new_seq_no, line, now_ns, self._high
+                )
+                return
+            if line is pending.line:
+                self.counters.duplicates += 1  # the same line's copy confirms nothing
+                return
+        self._believe_reset(seq, message, out)
+
+    def _believe_reset(self, seq: int, message: SequenceReset, out: list[Delivery]) -> None:
+        self._reset_pending = None
+        self._last_reset = (seq, message.new_seq_no)
         self._pending.clear()
         self._holes.clear()
         self._state = ArbiterState.LIVE
@@ -253,8 +334,37 @@ class LineArbiter:
         self._holes.clear()
         self._events.append(RefreshRequired(reason))
 
+    def _settle_reset(self, now_ns: int) -> None:
+        """A reset the other line has not confirmed in time: reject it or refresh."""
+        pending = self._reset_pending
+        if pending is None or now_ns - pending.since_ns < self.reset_confirm_ns:
+            return
+        self._reset_pending = None
+        if pending.other_high >= pending.high_at_reset >= 1:
+            self.counters.resets_rejected += 1
+            self._events.append(
+                ResetRejected(
+                    pending.seq_num,
+                    pending.line,
+                    f"not on the other line, which went on to {pending.other_high}",
+                )
+            )
+            return
+        # The other line is silent or sent only numbers the reset's numbering could also
+        # have: only the refresh channel can say which numbering is live. What is cached may
+        # mix both numberings, so it is dropped; the snapshot covers it.
+        self.counters.resets_unsettled += 1
+        self._pending.clear()
+        if self._state is ArbiterState.LIVE:
+            self._switch_to_refresh(
+                f"SequenceReset at {pending.seq_num} on line {pending.line.value} not confirmed"
+            )
+        else:
+            self._events.append(RefreshRequired("unconfirmed SequenceReset while refreshing"))
+
     def poll(self, now_ns: int) -> list[ArbiterEvent]:
         """Events since the last poll, and holes that have now waited ``gap_timeout_ns``."""
+        self._settle_reset(now_ns)
         if self._state is ArbiterState.LIVE:
             deadline = now_ns - self.gap_timeout_ns
             for hole in self._holes:

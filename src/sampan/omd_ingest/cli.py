@@ -2,8 +2,10 @@
 
 Receives lines A and B and the refresh channel over UDP, recovers gaps from the
 retransmission server, and publishes md.depth, md.trades, md.stats and reference.instruments
-to Kafka. SIGTERM or SIGINT stops it cleanly: receiving stops, outstanding Kafka deliveries
-are flushed (bounded), and it exits 0.
+to Kafka. At start it reads back the HKEX trades it committed today, so a restart neither
+repeats a trade nor (within the retransmission server's reach) misses one. SIGTERM or SIGINT
+stops it cleanly: receiving stops, the open transaction is committed and deliveries flushed
+(bounded), and it exits 0.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger-ms", type=int, default=2, help="Kafka producer linger")
 
 
-def config_from_args(args: argparse.Namespace) -> IngestConfig:
+def config_from_args(args: argparse.Namespace, trades_through: int | None = None) -> IngestConfig:
     return IngestConfig(
         host=args.host,
         port_a=args.port_a,
@@ -50,12 +52,21 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         channel_id=args.channel,
         late_join=not args.from_start,
         status_interval_s=args.status_interval_s,
+        trades_through=trades_through,
     )
 
 
 async def run_ingest(args: argparse.Namespace) -> int:
-    sink = KafkaSink(settings(), linger_ms=args.linger_ms)
-    ingest = OmdIngest(config_from_args(args), sink)
+    sink = KafkaSink(settings(), linger_ms=args.linger_ms, channel_id=args.channel)
+    recovered = sink.recover()
+    log.info(
+        "omd-ingest: read back %d HKEX trades committed today; last at sequence number %s",
+        recovered.trades,
+        recovered.last_seq_num,
+    )
+    # Only a late joiner completes trades: starting from sequence number 1 replays the day.
+    through = recovered.last_seq_num if not args.from_start else None
+    ingest = OmdIngest(config_from_args(args, through), sink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,7 @@ from omd_harness import Run, assert_books_equal, run_scenario
 
 from sampan.config import Settings
 from sampan.hkex_sim.omd_lines import LineFaults
-from sampan.omd_ingest.kafka_out import KafkaSink
+from sampan.omd_ingest.kafka_out import KafkaSink, hk_day
 from sampan.schemas import registry
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,9 @@ def _read_trades(settings: Settings, expected: int) -> list[tuple[int, int]]:
             record = registry().decode("TradeTick", msg.value())
             assert record["venue"] == "HKEX"
             assert msg.key() == f"HKEX:{record['security']}".encode()
-            code, trade_id = record["trade_id"].split("-")
+            day, identity = record["trade_id"].split(":")
+            assert day == hk_day(record["ts_ns"])
+            code, trade_id = identity.split("-")
             out.append((int(code), int(trade_id)))
         return out
     finally:

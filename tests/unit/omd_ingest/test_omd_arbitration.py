@@ -13,9 +13,11 @@ from sampan.omd_ingest.arbitration import (
     ArbiterState,
     GapDetected,
     IllegalTransition,
+    Line,
     LineArbiter,
     RefreshCollector,
     RefreshRequired,
+    ResetRejected,
     retransmission_requests,
 )
 
@@ -200,9 +202,90 @@ def test_intraday_reset_restarts_numbering_at_new_seq_no() -> None:
     arbiter.on_packet(1, [msg(s) for s in range(1, 10)], 0)
     arbiter.on_packet(12, [msg(12)], 0)  # pending behind a hole
     reset = SequenceReset(1)
-    assert arbiter.on_packet(500, [reset], 0) == [(500, reset)]
+    assert arbiter.on_packet(500, [reset], 0, Line.A) == []  # line A alone proves nothing
+    assert arbiter.reset_pending
+    assert arbiter.on_packet(500, [reset], 0, Line.B) == [(500, reset)]
     assert arbiter.open_gaps() == [] and arbiter.pending_count == 0
     assert arbiter.on_packet(1, [msg(1)], 0) == [(1, msg(1))]
+
+
+def test_a_reset_on_one_line_while_the_other_goes_on_is_rejected() -> None:
+    arbiter = LineArbiter(gap_timeout_ns=10**9, reset_confirm_ns=100)
+    out = arbiter.on_packet(1, [msg(s) for s in range(1, 6)], 0, Line.A)
+    out += arbiter.on_packet(1, [SequenceReset(1)], 1, Line.A)  # forged: SeqNum 1, NewSeqNo 1
+    out += arbiter.on_packet(1, [msg(s) for s in range(1, 8)], 2, Line.B)  # B goes on
+    out += arbiter.on_packet(6, [msg(6), msg(7)], 3, Line.A)
+    assert arbiter.poll(50) == []  # still within the confirmation window
+    out += arbiter.on_packet(8, [msg(8)], 60, Line.A)
+    (event,) = arbiter.poll(101)
+    assert type(event) is ResetRejected and event.line is Line.A
+    assert not arbiter.reset_pending and arbiter.counters.resets_rejected == 1
+    out += arbiter.on_packet(9, [msg(9)], 200, Line.B)
+    assert out == [(s, msg(s)) for s in range(1, 10)]  # nothing cleared, lost or repeated
+    assert arbiter.open_gaps() == [] and arbiter.poll(10**12) == []
+
+
+def test_a_reset_confirmed_by_the_other_line_is_acted_on_once() -> None:
+    arbiter = LineArbiter(reset_confirm_ns=100)
+    arbiter.on_packet(1, [msg(s) for s in range(1, 51)], 0, Line.A)
+    arbiter.on_packet(1, [msg(s) for s in range(1, 51)], 0, Line.B)
+    reset = SequenceReset(1)
+    out = arbiter.on_packet(1, [reset], 10, Line.A)
+    out += arbiter.on_packet(2, [msg(2), msg(3)], 11, Line.A)  # A is ahead in the new numbering
+    assert out == []  # read as old duplicates until the reset is confirmed
+    out += arbiter.on_packet(1, [reset, msg(2)], 12, Line.B)
+    out += arbiter.on_packet(3, [msg(3), msg(4)], 13, Line.B)
+    out += arbiter.on_packet(1, [reset], 14, Line.A)  # a late repeat: the same reset
+    assert out == [(1, reset), (2, msg(2)), (3, msg(3)), (4, msg(4))]
+    assert arbiter.poll(10**6) == []
+
+
+def test_an_unconfirmed_reset_with_the_other_line_silent_refreshes() -> None:
+    arbiter = LineArbiter(reset_confirm_ns=100)
+    arbiter.on_packet(1, [msg(s) for s in range(1, 21)], 0, Line.A)
+    assert arbiter.on_packet(1, [SequenceReset(1)], 10, Line.A) == []
+    assert arbiter.on_packet(2, [msg(2)], 11, Line.A) == []
+    (event,) = arbiter.poll(111)
+    assert type(event) is RefreshRequired and arbiter.state is ArbiterState.REFRESHING
+    assert arbiter.counters.resets_unsettled == 1
+    # The snapshot settles the numbering: here the reset was real and the stream is at 3.
+    arbiter.on_packet(3, [msg(3), msg(4)], 120, Line.A)
+    assert arbiter.complete_refresh(3, 130) == [(4, msg(4))]
+
+
+def test_a_retransmitted_reset_is_never_acted_on() -> None:
+    arbiter = LineArbiter()
+    out = arbiter.on_packet(1, [msg(s) for s in range(1, 4)], 0, Line.A)
+    out += arbiter.on_packet(1, [SequenceReset(1), msg(2)], 1, Line.RETRANSMISSION)
+    out += arbiter.on_packet(4, [msg(4)], 2, Line.B)
+    assert out == [(s, msg(s)) for s in range(1, 5)]
+    assert not arbiter.reset_pending and arbiter.counters.resets_retransmitted == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(2, 200), st.floats(0, 0.5), st.floats(0, 1))
+def test_a_forged_reset_on_line_a_changes_nothing(
+    seed: int, n: int, drop_a: float, where: float
+) -> None:
+    rng = random.Random(seed)
+    a = [(Line.A, p) for p in mangle(rng, line_packets(rng, n), drop_a, 0.1)]
+    b = [(Line.B, p) for p in mangle(rng, line_packets(rng, n), 0.0, 0.1)]
+    arrivals = merge(rng, a, b)  # type: ignore[arg-type]
+    forged: tuple[Line, Packet] = (Line.A, (1, [SequenceReset(1)]))
+    # Before the first delivery a reset at 1 contradicts nothing (it is the day's first
+    # message), so the forgery comes after line B's first packet.
+    arrivals.insert(0, (Line.B, (1, [msg(1)])))  # type: ignore[arg-type]
+    arrivals.insert(1 + int(where * len(arrivals)), forged)  # type: ignore[arg-type]
+    arrivals.append((Line.B, (n, [])))  # line B's heartbeat: it is alive after the forgery
+
+    arbiter = LineArbiter(gap_timeout_ns=FOREVER_NS, reset_confirm_ns=FOREVER_NS)
+    delivered: list[tuple[int, Message]] = []
+    for t, (line, (seq, messages)) in enumerate(arrivals):  # type: ignore[misc]
+        delivered += arbiter.on_packet(seq, messages, t, line)
+    events = arbiter.poll(2 * FOREVER_NS)
+    assert [type(e) for e in events] == [ResetRejected]
+    assert delivered == [(s, msg(s)) for s in range(1, n + 1)]
+    assert arbiter.state is ArbiterState.LIVE and arbiter.counters.resets_rejected == 1
 
 
 def test_refresh_collector_cuts_one_snapshot_between_two_refresh_completes() -> None:
