@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import logging
 import socket
@@ -62,6 +61,8 @@ GAPS_QUEUED_MAX = 1_000
 MALFORMED_LOGGED_MAX = 20
 ANY_INTERFACE = "0.0.0.0"  # noqa: S104 - join the group on the default interface
 RCVBUF_BYTES = 8 * 1024 * 1024
+DATAGRAM_BYTES_MAX = 65_536
+READS_PER_WAKEUP_MAX = 1_000
 SOURCE_REFRESH = "refresh"
 Source = Line | str
 
@@ -91,16 +92,33 @@ class IngestConfig:
     status_interval_s: float = 5.0
 
 
-class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, source: Source, ingest: OmdIngest) -> None:
+class _Receiver:
+    """Reads every datagram waiting on one socket when it becomes readable (at most
+    ``READS_PER_WAKEUP_MAX``). asyncio's datagram transport reads one datagram per socket per
+    loop turn, so under a burst the line with more, smaller packets fell behind the other in
+    our own queue by whole loop turns and its copies looked lost; draining both sockets in the
+    same turn keeps the lines' copies side by side."""
+
+    def __init__(self, source: Source, ingest: OmdIngest, sock: socket.socket) -> None:
         self.source = source
         self.ingest = ingest
+        self.sock = sock
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        try:
-            self.ingest.queue.put_nowait((self.source, data, self.ingest.feed_clock_ns()))
-        except asyncio.QueueFull:
-            self.ingest.queue_dropped += 1
+    def on_readable(self) -> None:
+        ingest = self.ingest
+        now_ns = ingest.feed_clock_ns()
+        for _ in range(READS_PER_WAKEUP_MAX):
+            try:
+                data = self.sock.recv(DATAGRAM_BYTES_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("omd-ingest: receiving on %s: %s", self.source, exc)
+                return
+            try:
+                ingest.queue.put_nowait((self.source, data, now_ns))
+            except asyncio.QueueFull:
+                ingest.queue_dropped += 1
 
 
 def _udp_socket(host: str, port: int) -> socket.socket:
@@ -141,7 +159,7 @@ class OmdIngest:
         self.gaps_failed = 0
         self._gaps: deque[GapDetected | TradeGap] = deque(maxlen=GAPS_QUEUED_MAX)
         self._recovery: asyncio.Task[None] | None = None
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._receivers: list[_Receiver] = []
         self.rts = RtsClient(
             config.rts_host, config.rts_port, config.rts_username, self._on_retransmitted
         )
@@ -155,10 +173,9 @@ class OmdIngest:
             (SOURCE_REFRESH, cfg.refresh_port),
         )
         for source, port in sources:
-            transport, _ = await loop.create_datagram_endpoint(
-                functools.partial(_Receiver, source, self), sock=_udp_socket(cfg.host, port)
-            )
-            self._transports.append(transport)
+            receiver = _Receiver(source, self, _udp_socket(cfg.host, port))
+            loop.add_reader(receiver.sock.fileno(), receiver.on_readable)
+            self._receivers.append(receiver)
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
@@ -307,5 +324,8 @@ class OmdIngest:
             with contextlib.suppress(asyncio.CancelledError, RtsUnavailable):
                 await asyncio.wait_for(self._recovery, 5.0)
         await self.rts.close()
-        for transport in self._transports:
-            transport.close()
+        loop = asyncio.get_running_loop()
+        for receiver in self._receivers:
+            loop.remove_reader(receiver.sock.fileno())
+            receiver.sock.close()
+        self._receivers.clear()
