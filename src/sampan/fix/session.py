@@ -179,6 +179,18 @@ class Session:
         self._emit(msg.msg_type, msg.fields[1:], store=True, transmit=self.is_logged_on)
         return self._out.freeze()
 
+    def reject(
+        self, msg: FixMessage, reason: SessionRejectReason, text: str, now_ns: int
+    ) -> SessionOutput:
+        """Refuse a delivered message at the session level (35=3, RefSeqNum its MsgSeqNum):
+        the application found it unfit to act on."""
+        self._begin(now_ns)
+        seq = msg.msg_seq_num
+        if not self.is_logged_on or seq is None:
+            raise SessionStateError("reject() needs a logged-on session and a sequenced message")
+        self._reject(seq, reason, text, ref_msg_type=msg.msg_type)
+        return self._out.freeze()
+
     def logout(self, now_ns: int, text: str = "") -> SessionOutput:
         """Start an orderly Logout, or drop a connection that never logged on."""
         self._begin(now_ns)

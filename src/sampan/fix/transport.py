@@ -38,6 +38,7 @@ from sampan.fix.session_types import (
     LogonCompleted,
     SessionEnded,
     SessionOutput,
+    SessionRejectReason,
     SessionState,
 )
 
@@ -92,6 +93,10 @@ class SessionConnection:
     def send(self, msg: FixMessage) -> None:
         """Send a business message now (or keep it for replay if not logged on)."""
         self._apply(self.session.send(msg, self._clock()))
+
+    def reject(self, msg: FixMessage, reason: SessionRejectReason, text: str) -> None:
+        """Refuse a delivered message with a session-level Reject (35=3)."""
+        self._apply(self.session.reject(msg, reason, text, self._clock()))
 
     def logout(self, text: str = "") -> None:
         self._apply(self.session.logout(self._clock(), text))

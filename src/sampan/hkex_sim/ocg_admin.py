@@ -6,6 +6,8 @@ Commands (one per line, ASCII, case-insensitive verbs), each answered by one lin
     LOSE <CompID> <n>   the next n ExecutionReports on that order session are not written
                         (still numbered and stored: the client's ResendRequest heals them;
                         the drop copy still carries them)
+    REJECT <CompID> <n> the next n business messages on that order session are refused
+                        with a session-level Reject (35=3) and not acted on
     CUT <CompID>        abort the TCP connection of that order (or drop-copy) session
     STATUS              one line per firm: session states, sequence numbers, open orders
     QUIT                close this admin connection
@@ -40,6 +42,9 @@ def admin_command(gateway: Gateway, line: str) -> list[str]:
         if verb == "LOSE" and len(rest) == 2 and rest[1].isdigit():
             gateway.lose_reports(rest[0], int(rest[1]))
             return [f"OK lose {rest[0]} {rest[1]}"]
+        if verb == "REJECT" and len(rest) == 2 and rest[1].isdigit():
+            gateway.reject_next(rest[0], int(rest[1]))
+            return [f"OK reject {rest[0]} {rest[1]}"]
         if verb == "CUT" and len(rest) == 1:
             if gateway.cut(rest[0]):
                 return [f"OK cut {rest[0]}"]

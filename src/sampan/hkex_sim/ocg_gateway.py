@@ -15,7 +15,8 @@ Guarantees:
   BusinessMessageReject; the drop copy acts on nothing. A session-level Reject (35=3) a member
   sends on either session is logged at WARNING with what it names (RefSeqNum, RefTagID,
   reason, text).
-- Faults (`lose_reports`, `cut`) never corrupt state: a lost report is numbered and stored
+- Faults (`lose_reports`, `reject_next`, `cut`) never corrupt state: a refused message gets a
+  session-level Reject and is not acted on (its ClOrdID is not consumed); a lost report is numbered and stored
   exactly like a delivered one, only not written to the socket, so the client's gap detection
   and ResendRequest heal it; a cut aborts the TCP connection and both ends see it end.
 - Cancel-on-disconnect (per firm) cancels the firm's open orders when its logged-on order
@@ -45,6 +46,7 @@ from sampan.fix.session_types import (
     TAG_REF_TAG_ID,
     TAG_SESSION_REJECT_REASON,
     SessionConfig,
+    SessionRejectReason,
     SessionRole,
     SessionState,
 )
@@ -108,6 +110,7 @@ class _Link:
     conn: SessionConnection | None = None
     writer: asyncio.StreamWriter | None = None
     lose_reports: int = 0  # order sessions only: the next N reports are not written
+    reject_next: int = 0  # order sessions only: the next N business messages get a Reject
 
     def send(self, msg: FixMessage, now_ns: int, *, lose: bool = False) -> None:
         if lose or self.conn is None:
@@ -150,6 +153,11 @@ class _OrderApp:
     def on_message(self, conn: SessionConnection, msg: FixMessage) -> None:
         if msg.msg_type == MSG_REJECT:
             _log_reject(self._firm.config.comp_id, msg)
+            return
+        if self._firm.orders.reject_next > 0:
+            self._firm.orders.reject_next -= 1
+            log.info("fault: %s seq %s refused", self._firm.config.comp_id, msg.msg_seq_num)
+            conn.reject(msg, SessionRejectReason.OTHER, "refused by fault injection")
             return
         assert self._firm.entry is not None
         self._firm.entry.on_message(msg, self._gateway.clock())
@@ -285,6 +293,14 @@ class Gateway:
         if not 0 <= count <= LOSE_REPORTS_MAX:
             raise ValueError(f"count must be within 0..{LOSE_REPORTS_MAX}")
         firm.orders.lose_reports = count
+
+    def reject_next(self, comp_id: str, count: int) -> None:
+        """Refuse the next `count` business messages of `comp_id`'s order session with a
+        session-level Reject (35=3) instead of acting on them."""
+        firm = self._firm(comp_id)
+        if not 0 <= count <= LOSE_REPORTS_MAX:
+            raise ValueError(f"count must be within 0..{LOSE_REPORTS_MAX}")
+        firm.orders.reject_next = count
 
     def cut(self, comp_id: str) -> bool:
         """Abort the TCP connection of `comp_id`'s order (or drop-copy) session; False if none."""

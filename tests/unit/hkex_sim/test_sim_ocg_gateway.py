@@ -4,14 +4,17 @@ triggers cancel-on-disconnect, the replay after reconnect delivers what was miss
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import NewOrderSingle, OrdType, Side, TimeInForce
 from sampan.fix.session import Session
-from sampan.fix.session_types import SessionConfig, SessionRole
+from sampan.fix.session_types import SessionConfig, SessionRejectReason, SessionRole
 from sampan.fix.store import MemorySessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.hkex_sim.market import ListedSecurity, Market
@@ -146,3 +149,42 @@ def test_gateway_drop_copy_lost_reports_cut_and_cancel_on_disconnect(tmp_path: P
     started = time.monotonic()
     asyncio.run(_scenario(tmp_path))
     assert time.monotonic() - started < 20
+
+
+async def _reject_scenario(state_dir: Path) -> None:
+    firm = FirmConfig("SAMPAN", "SAMPANDC", throttle_per_s=0)
+    gateway = Gateway(GatewayConfig((firm,), state_dir=state_dir), Market([HSBC]))
+    await gateway.start()
+    admin = await serve_admin(gateway, "127.0.0.1", 0)
+    admin_port = admin.sockets[0].getsockname()[1]
+    app = Client()
+    session = _session("SAMPAN")
+    conn, task = await _connect(gateway, gateway.order_port, session, app)
+    try:
+        assert await send_admin("127.0.0.1", admin_port, "REJECT SAMPAN 1") == [
+            "OK reject SAMPAN 1"
+        ]
+        conn.send(_order(1))
+        order_seq = session.store.next_sender_seq_num - 1
+        await app.until(lambda: any(m.msg_type == "3" for m in app.messages), "a Reject")
+        (reject,) = [m for m in app.messages if m.msg_type == "3"]
+        assert (reject.get(45), reject.get(372)) == (str(order_seq), "D")
+        # Not acted on, so its ClOrdID is still free: the same order is accepted now.
+        conn.send(_order(1))
+        await app.until(app.exec_ids, "the order's report")
+        # The gateway logs a Reject it receives from the member.
+        conn.reject(reject, SessionRejectReason.OTHER, "member refuses this")
+        await asyncio.sleep(0.3)
+    finally:
+        conn.logout("done")
+        await asyncio.wait({task}, timeout=3)
+        admin.close()
+        await gateway.close()
+
+
+def test_gateway_refuses_a_message_with_a_session_reject_and_logs_one_received(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    asyncio.run(_reject_scenario(tmp_path))
+    assert any("sent Reject" in r.message and "member refuses" in r.message for r in caplog.records)
