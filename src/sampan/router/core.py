@@ -4,7 +4,8 @@ Inputs, each applied exactly once by the service (in a Kafka transaction):
 - `request(partition, offset, record, received_ns)`: an OrderCommand from orders.requests,
   made a typed request (or refused with a reason) by `mapping` before anything else looks at
   it;
-- `internal_report(report)`: a matcher ExecutionReport from orders.events (exec id `X...`);
+- `internal_report(record)`: a matcher ExecutionReport from orders.events (exec id `X...`),
+  read as a typed `mapping.BookReport`;
 - `fix_message(seq, msg)`: an inbound business message of the OCG-C session, or a
   session-level Reject, in order.
 Outputs accumulate in `out` (records), `fix_out` (business messages to send) and `dirty`
@@ -88,11 +89,13 @@ from sampan.router.ids import (
 )
 from sampan.router.mapping import (
     AmendRequest,
+    BookReport,
     CancelRequest,
     MassCancelRequest,
     NewOrder,
     Refused,
     Request,
+    book_report_from,
     request_from,
 )
 from sampan.router.orders import (
@@ -504,19 +507,19 @@ class RouterCore:
 
     # ---------------------------------------------------------------- internal book reports
 
-    def internal_report(self, r: dict[str, Any]) -> None:
+    def internal_report(self, record: dict[str, Any]) -> None:
         """A matcher report from orders.events; anything else there is ignored. If it raises,
         it changed nothing."""
         with self._atomic():
-            self._internal_report(r)
+            self._internal_report(book_report_from(record))
 
-    def _internal_report(self, r: dict[str, Any]) -> None:
-        if r["venue"] != "INTERNAL" or not r["exec_id"].startswith("X"):
+    def _internal_report(self, r: BookReport) -> None:
+        if not r.ours:
             return
-        account = r["account"]
-        key = self.by_internal.get((account, r["cl_ord_id"]))
-        if key is None and r["orig_cl_ord_id"]:
-            key = self.by_internal.get((account, r["orig_cl_ord_id"]))
+        account = r.account
+        key = self.by_internal.get((account, r.cl_ord_id))
+        if key is None and r.orig_cl_ord_id:
+            key = self.by_internal.get((account, r.orig_cl_ord_id))
         if key is None:
             return
         order = self.orders[key]
@@ -538,18 +541,18 @@ class RouterCore:
         fill = SeenFill(ts_ns, cost, order.security, 0 if buys else last_qty)
         self.tables.seen_fill(order.account, fill)
 
-    def _child_update(self, parent: Order, r: dict[str, Any]) -> None:
+    def _child_update(self, parent: Order, r: BookReport) -> None:
         """A report about a SMART parent's IOC child on the internal book."""
-        ts_ns = r["ts_ns"]
-        if r["exec_type"] == "TRADE":
-            parent = traded(parent, r["last_px_e3"], r["last_qty"])
-            self._seen(parent, r["last_px_e3"], r["last_qty"], ts_ns)
+        ts_ns = r.ts_ns
+        if r.exec_type == "TRADE":
+            parent = traded(parent, r.last_px_e3, r.last_qty)
+            self._seen(parent, r.last_px_e3, r.last_qty, ts_ns)
             parent, report = hx.parent_report(
-                parent, "TRADE", "INTERNAL", ts_ns, r["last_px_e3"], r["last_qty"]
+                parent, "TRADE", "INTERNAL", ts_ns, r.last_px_e3, r.last_qty
             )
             self.out.append(report)
-        if r["ord_status"] in ("FILLED", "CANCELED", "EXPIRED", "REJECTED"):
-            parent = self._next_child(parent, Status(r["ord_status"]), ts_ns)
+        if r.ord_status in ("FILLED", "CANCELED", "EXPIRED", "REJECTED"):
+            parent = self._next_child(parent, Status(r.ord_status), ts_ns)
         self._put(parent)
         self.adopt_all()
 

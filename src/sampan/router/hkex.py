@@ -39,7 +39,7 @@ from sampan.fix.messages import (
     TimeInForce,
 )
 from sampan.router.ids import origin_of, parent_exec_id, parent_order_id
-from sampan.router.mapping import Request
+from sampan.router.mapping import BookReport, Request
 from sampan.router.orders import (
     EXEC_IDS_MAX,
     Order,
@@ -167,14 +167,14 @@ def parent_report(
     return parent, report(parent, e, ts_ns)
 
 
-def internal_update(order: Order, r: dict[str, Any]) -> Update:
+def internal_update(order: Order, r: BookReport) -> Update:
     """A matcher report about an internal-route order."""
-    exec_type = r["exec_type"]
+    exec_type = r.exec_type
     if exec_type == "NEW":
-        return Update(replace(to_status(order, Status.NEW), venue_order_id=r["order_id"]))
+        return Update(replace(to_status(order, Status.NEW), venue_order_id=r.order_id))
     if exec_type == "TRADE":
-        order = traded(order, r["last_px_e3"], r["last_qty"])
-        return Update(order, (), (Trade(r["last_px_e3"], r["last_qty"], r["ts_ns"]),))
+        order = traded(order, r.last_px_e3, r.last_qty)
+        return Update(order, (), (Trade(r.last_px_e3, r.last_qty, r.ts_ns),))
     if exec_type in ("CANCELED", "EXPIRED", "REJECTED"):
         return Update(to_status(order, Status(exec_type)))
     if exec_type == "REPLACED":
@@ -182,10 +182,10 @@ def internal_update(order: Order, r: dict[str, Any]) -> Update:
         return Update(
             replace(
                 order,
-                cl_ord_id=r["cl_ord_id"],
-                price_e3=r["price_e3"],
-                qty=r["order_qty"],
-                hold_price_e3=order.hold_price_e3 if market else r["price_e3"],
+                cl_ord_id=r.cl_ord_id,
+                price_e3=r.price_e3,
+                qty=r.order_qty,
+                hold_price_e3=order.hold_price_e3 if market else r.price_e3,
                 cancel_requested=False,
                 cancel_cl_ord_id=None,
             )

@@ -1,5 +1,5 @@
-"""Between an `OrderCommand` record and the router's core: a request becomes a typed command
-where it enters, or a refusal with a reason. Pure.
+"""Between the records the router reads and its core: a request becomes a typed command where
+it enters, or a refusal with a reason; a matcher report becomes a `BookReport`. Pure.
 
 `request_from(record, received_ns)` checks what the Avro schema cannot: every string within
 its bound (`STRING_LEN_MAX`) and free of control characters, the security code, quantity and
@@ -146,6 +146,43 @@ class Refused:
     request: Request
     reason: RejectReason
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookReport:
+    """What the router reads of an ExecutionReport on orders.events: a report of our own book
+    (the matcher's) about one order, or something else there (`ours` False)."""
+
+    ours: bool  # venue INTERNAL and a matcher exec id (`X...`): not the router's own reports
+    account: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    order_id: str
+    exec_type: str
+    ord_status: str
+    price_e3: int
+    order_qty: int
+    last_px_e3: int
+    last_qty: int
+    ts_ns: int
+
+
+def book_report_from(record: dict[str, Any]) -> BookReport:
+    """The typed view of an ExecutionReport record from orders.events."""
+    return BookReport(
+        ours=record["venue"] == "INTERNAL" and record["exec_id"].startswith("X"),
+        account=record["account"],
+        cl_ord_id=record["cl_ord_id"],
+        orig_cl_ord_id=record["orig_cl_ord_id"],
+        order_id=record["order_id"],
+        exec_type=record["exec_type"],
+        ord_status=record["ord_status"],
+        price_e3=record["price_e3"],
+        order_qty=record["order_qty"],
+        last_px_e3=record["last_px_e3"],
+        last_qty=record["last_qty"],
+        ts_ns=record["ts_ns"],
+    )
 
 
 def request_from(record: dict[str, Any], received_ns: int | None = None) -> Request | Refused:
