@@ -21,12 +21,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sampan.ui_bridge import validation
@@ -133,6 +136,13 @@ def _token(conn: HTTPConnection) -> tuple[str | None, bool]:
         return query, False
     cookie = conn.cookies.get(SESSION_COOKIE)
     return cookie, cookie is not None
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """True when the browser's Origin names this server (no Origin: not a browser)."""
+    if origin is None:
+        return True
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
 def authenticate(conn: HTTPConnection) -> Session | JSONResponse:
@@ -399,6 +409,24 @@ async def recon_breaks(request: Request, session: Session) -> Response:
     return JSONResponse(list(reversed(_ui(request).view.breaks.values())))
 
 
+async def users(request: Request, session: Session) -> Response:
+    refusal = may(session, Action.MANAGE_USERS)
+    if refusal is not None:
+        return await refuse(request, session, "manage_users", "*", refusal)
+    listed = await asyncio.to_thread(_ui(request).store.users)
+    return JSONResponse(
+        [
+            {
+                "username": u.username,
+                "role": str(u.role),
+                "member": u.member,
+                "disabled": u.disabled,
+            }
+            for u in listed
+        ]
+    )
+
+
 async def access_audit(request: Request, session: Session) -> Response:
     refusal = may(session, Action.VIEW_AUDIT)
     if refusal is not None:
@@ -624,6 +652,11 @@ async def websocket(ws: WebSocket) -> None:
     if isinstance(session, JSONResponse):
         await ws.close(1008, "log in first")
         return
+    if _token(ws)[1] and not same_origin(ws.headers.get("origin"), ws.headers.get("host")):
+        # The cookie rides along on a page of another site too; only our page may use it.
+        await _audit(ws, session, "websocket", ws.headers.get("origin") or "-", "cross-site origin")
+        await ws.close(1008, "cross-site WebSocket refused")
+        return
     await ws.accept()
 
     async def close(code: int, reason: str) -> None:
@@ -744,6 +777,37 @@ async def index(request: Request) -> Response:
     return HTMLResponse(PLACEHOLDER)
 
 
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+
+
+class SecurityHeaders:
+    """Adds headers that keep the page out of frames and other sites' scripts off it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
     routes = [
         Route("/api/login", login, methods=["POST"]),
@@ -762,6 +826,7 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         Route("/api/risk/accounts", api(risk_accounts)),
         Route("/api/recon/breaks", api(recon_breaks)),
         Route("/api/access-audit", api(access_audit)),
+        Route("/api/users", api(users)),
         Route("/api/openapi.json", openapi),
         Route("/api/health", health),
         WebSocketRoute("/ws", websocket),
@@ -771,6 +836,7 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         routes.append(Mount("/", StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
     )

@@ -192,6 +192,7 @@ OPENAPI: dict[str, Any] = {
                 ],
             }
         },
+        "/api/users": {"get": _op("admins: the users, their roles, firms and state")},
         "/api/openapi.json": {"get": {**_op("this description"), "security": []}},
         "/api/health": {"get": {**_op("readiness: 200 once the state is rebuilt"), "security": []}},
     },

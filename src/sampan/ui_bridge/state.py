@@ -79,6 +79,8 @@ class OrderRow:
             "reject_reason": self.reject_reason,
             "text": self.text,
             "batch_id": self.batch_id,
+            # The id the venue knows the order by now (an amend's, as FIX).
+            "live_cl_ord_id": self.latest_cl_ord_id or self.cl_ord_id,
             "ts_ns": self.ts_ns,
             "fills": list(self.fills),
         }

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from conftest import PASSWORD, ws_messages
 from router_harness import account, publish, read_all
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from sampan.config import Settings
@@ -89,6 +90,11 @@ def test_cookie_session_csrf_logout_throttle_and_restart(
     publish(env_settings, "reference.accounts", "Account", [account("BUY1", "M1", 10**9)])
     ui = start_ui()
     with httpx.Client(base_url=ui.url, timeout=10) as page:
+        front = page.get("/")
+        assert (
+            front.status_code == 200
+            and "frame-ancestors 'none'" in front.headers["content-security-policy"]
+        )
         login = page.post("/api/login", json={"username": "alice", "password": PASSWORD})
         assert login.status_code == 200
         assert "httponly" in login.headers.get_list("set-cookie")[0].lower()
@@ -101,6 +107,15 @@ def test_cookie_session_csrf_logout_throttle_and_restart(
         assert placed.status_code == 202
         cl_ord_id = placed.json()["cl_ord_id"]
         token = login.json()["token"]
+        # The cookie is refused on a WebSocket opened by another site's page.
+        cookie = f"sampan_session={token}"
+        with pytest.raises(InvalidStatus):
+            connect(
+                ui.ws_url("").split("?")[0],
+                additional_headers={"Cookie": cookie},
+                origin="https://evil.example",
+                open_timeout=10,
+            )  # type: ignore[arg-type]
         assert (
             page.post("/api/logout", headers={"X-CSRF-Token": login.json()["csrf"]}).status_code
             == 204

@@ -96,6 +96,58 @@ def test_trade_fills_and_reaches_the_websocket(
             assert row["status"] == "FILLED" and row["cum_qty"] == row["order_qty"] == 100
             assert [f["last_qty"] for f in row["fills"]] == [100]
 
+            # Amend one resting order and cancel another; the log keeps each under its own
+            # cl_ord_id. (Cancelling an amended order is the router's and matcher's to agree on.)
+            resting = []
+            for _ in range(2):
+                rest = alice.post(
+                    "/api/orders",
+                    json={
+                        "account": "BUY1",
+                        "security": 700,
+                        "side": "BUY",
+                        "qty": 100,
+                        "price_e3": 500_000,
+                    },
+                )
+                cl = rest.json()["cl_ord_id"]
+                resting.append(cl)
+                ws_messages(ws, lambda m, cl=cl: m["type"] == "exec" and m["cl_ord_id"] == cl, 30)
+            amend = alice.post(
+                f"/api/orders/{resting[0]}/amend",
+                json={"account": "BUY1", "qty": 200, "price_e3": 501_000},
+            )
+            assert amend.status_code == 202, amend.text
+            replaced = ws_messages(
+                ws,
+                lambda m: m["type"] == "exec" and m["cl_ord_id"] == amend.json()["cl_ord_id"],
+                30,
+            )[-1]
+            assert replaced["exec_type"] == "REPLACED", (
+                replaced["reject_reason"],
+                replaced["text"],
+            )
+            assert (replaced["order_qty"], replaced["price_e3"]) == (200, 501_000)
+            cancel = alice.post(f"/api/orders/{resting[1]}/cancel", json={"account": "BUY1"})
+            assert cancel.status_code == 202, cancel.text
+            canceled = ws_messages(
+                ws,
+                lambda m: m["type"] == "exec" and m["cl_ord_id"] == cancel.json()["cl_ord_id"],
+                30,
+            )[-1]
+            assert canceled["exec_type"] == "CANCELED", (
+                canceled["reject_reason"],
+                canceled["text"],
+            )
+            log = {o["cl_ord_id"]: o for o in alice.get("/api/accounts/BUY1/orders").json()}
+            assert (log[resting[0]]["status"], log[resting[0]]["order_qty"]) == ("NEW", 200)
+            assert log[resting[0]]["live_cl_ord_id"] == amend.json()["cl_ord_id"]
+            assert log[resting[1]]["status"] == "CANCELED"
+            assert (
+                bob.post(f"/api/orders/{resting[1]}/cancel", json={"account": "BUY1"}).status_code
+                == 403
+            )
+
             # Another firm's account: refused over REST and WebSocket, and audited.
             assert alice.get("/api/accounts/SELL2").status_code == 403
             assert alice.get("/api/accounts/SELL2/orders").status_code == 403

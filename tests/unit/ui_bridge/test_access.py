@@ -56,3 +56,12 @@ def test_admin_manages_users_and_sees_no_account() -> None:
     trader = session(Role.TRADER, "M1")
     assert may(trader, Action.MANAGE_USERS) is not None
     assert may(trader, Action.VIEW_RISK) is not None
+
+
+def test_websocket_origin_must_be_this_server() -> None:
+    from sampan.ui_bridge.app import same_origin
+
+    assert same_origin("http://127.0.0.1:8080", "127.0.0.1:8080")
+    assert same_origin(None, "127.0.0.1:8080")  # not a browser: no ambient cookie to abuse
+    assert not same_origin("https://evil.example", "127.0.0.1:8080")
+    assert not same_origin("http://127.0.0.1:9999", "127.0.0.1:8080")

@@ -195,3 +195,39 @@ def test_movers_rank_by_change_against_previous_close() -> None:
     assert [r["security"] for r in movers["top"]] == [1]
     assert [r["security"] for r in movers["bottom"]] == [2]
     assert movers["top"][0]["change_bp"] == 1_000
+
+
+def test_reports_after_an_amend_stay_on_the_order_row() -> None:
+    view = View()
+    view.apply("orders.events", report(side="BUY"))
+    view.apply(
+        "orders.events",
+        report(
+            side="BUY",
+            exec_id="e2",
+            cl_ord_id="a1",
+            orig_cl_ord_id="c1",
+            exec_type="REPLACED",
+            order_qty=500,
+            leaves_qty=500,
+        ),
+    )
+    view.apply(
+        "orders.events",
+        report(
+            side="BUY",
+            exec_id="e3",
+            cl_ord_id="a1",
+            exec_type="TRADE",
+            ord_status="PARTIALLY_FILLED",
+            order_qty=500,
+            last_px_e3=512_000,
+            last_qty=100,
+            cum_qty=100,
+            leaves_qty=400,
+            cum_notional_e3=51_200_000,
+        ),
+    )
+    [row] = view.orders_of("A1")
+    assert row["cl_ord_id"] == "c1" and row["live_cl_ord_id"] == "a1"
+    assert (row["order_qty"], row["cum_qty"], len(row["fills"])) == (500, 100, 1)
