@@ -75,11 +75,23 @@ class Hub:
         self.batches += 1
         self.last_batch_ns = time.time_ns()
         woken: set[Client] = set()
-        for topic, record in batch:
+        live = self.ready and bool(self.clients)
+        # Depth is state: of several snapshots of one book in a batch only the last is sent,
+        # so a follower that fell behind catches up without fanning out what is already stale.
+        last_depth: dict[tuple[str, int], int] = {}
+        if live:
+            for i, (topic, record) in enumerate(batch):
+                if topic == "md.depth":
+                    last_depth[(record["venue"], record["security"])] = i
+        for i, (topic, record) in enumerate(batch):
             updates = self.view.apply(topic, record)
-            if self.ready and self.clients:
-                for update in updates:
-                    self._fan_out(update, woken)
+            if not live:
+                continue
+            if topic == "md.depth" and last_depth[(record["venue"], record["security"])] != i:
+                self.stats.coalesced += 1
+                continue
+            for update in updates:
+                self._fan_out(update, woken)
         for client in woken:
             client.wake.set()
         if caught_up and not self.ready:

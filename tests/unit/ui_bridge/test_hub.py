@@ -112,3 +112,20 @@ def test_a_client_too_far_behind_on_history_is_closed_with_a_reason() -> None:
         assert hub.totals()["disconnected"] == 1
 
     asyncio.run(scenario())
+
+
+def test_only_the_last_snapshot_of_a_book_in_a_batch_is_fanned_out() -> None:
+    async def scenario() -> None:
+        hub = Hub(View())
+        hub.on_batch([], caught_up=True)
+        peer = Peer(stuck=False)
+        client = Client(SESSION, peer.send_text, peer.close)
+        hub.add(client)
+        hub.subscribe_depth(client, 700)
+        hub.on_batch([("md.depth", depth(seq)) for seq in range(1, 11)], caught_up=True)
+        [text] = client.outbox.drain()
+        assert '"seq":10' in text
+        assert client.outbox.coalesced == 0 and hub.totals()["coalesced"] == 9
+        assert hub.view.depth[("HKEX", 700)]["seq"] == 10
+
+    asyncio.run(scenario())

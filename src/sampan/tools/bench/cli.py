@@ -95,6 +95,7 @@ BENCHES: dict[str, str] = {
     "ledger": "sampan.tools.bench.ledger:run",
     "omd": "sampan.tools.bench.omd:run",
     "route": "sampan.tools.bench.route:run",
+    "ui": "sampan.tools.bench.ui:run",
 }
 
 
@@ -155,4 +156,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("what", choices=[*BENCHES, "all"], help="which benchmark")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     parser.add_argument("--records", type=int, default=0, help="size of the run, where it applies")
+    parser.add_argument(
+        "--clients", type=int, default=0, help="WebSocket clients of `bench ui` (default 1000)"
+    )
     parser.set_defaults(handler=_run)
