@@ -28,9 +28,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from sampan.config import KAFKA_VERSION, Settings
 from sampan.errors import StackError
+from sampan.streams import profiles
 
 DEPLOY_DIR = Path(
     os.environ.get("SAMPAN_DEPLOY_DIR") or Path(__file__).resolve().parents[2] / "deploy"
@@ -293,15 +295,8 @@ def wait_kafka_ready(settings: Settings, paths: Paths, pid: int) -> None:
                 + _tail(paths.kafka_log)
             )
         time.sleep(0.5)
-    producer = Producer(
-        settings.kafka(
-            **{
-                "transactional.id": "sampan-stack-readiness",
-                "enable.idempotence": True,
-                "log_level": 3,
-            }
-        )
-    )
+    readiness: dict[str, Any] = {"transactional.id": "sampan-stack-readiness", "log_level": 3}
+    producer = Producer(profiles.producer(settings, **readiness))
     remaining = max(5.0, deadline - time.monotonic())
     try:
         producer.init_transactions(remaining)

@@ -42,6 +42,7 @@ from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.market.calendar import trading_day_iso
 from sampan.market.parties import EXCHANGE_MEMBER
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
@@ -217,9 +218,7 @@ class ReconRunner:
         self.settings = settings
         self.day = day
         self.reconciler = Reconciler(int(grace_s * 1e9))
-        self.producer = Producer(
-            settings.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5})
-        )
+        self.producer = Producer(profiles.producer(settings, linger_ms=5))
         self._stop = threading.Event()
         self.published = 0
 

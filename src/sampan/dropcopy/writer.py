@@ -39,6 +39,7 @@ from sampan.config import Settings
 from sampan.dropcopy.records import addressed_to
 from sampan.market.calendar import trading_day_iso
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter, produce_waiting
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,11 @@ class DropCopyWriter:
         self.dlq_topic = settings.topic(topics.dead_letter_of(TOPIC))
         self._commit_timeout_s = commit_timeout_s
         self._producer = Producer(
-            settings.kafka(
-                **{
-                    # One writer per drop-copy session; the prefix keeps test namespaces apart.
-                    "transactional.id": settings.topic(f"dropcopy-{comp_id}"),
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "max.in.flight.requests.per.connection": 5,
-                    "transaction.timeout.ms": transaction_timeout_ms,
-                    "message.timeout.ms": transaction_timeout_ms,
-                    "linger.ms": 1,
-                    "partitioner": "murmur2_random",  # the Java client's, so keys land alike
-                    "queue.buffering.max.messages": 100_000,
-                }
+            profiles.transactional_producer(
+                settings,
+                # One writer per drop-copy session; the prefix keeps test namespaces apart.
+                settings.topic(f"dropcopy-{comp_id}"),
+                transaction_timeout_ms=transaction_timeout_ms,
             )
         )
 

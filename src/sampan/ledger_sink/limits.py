@@ -41,6 +41,7 @@ from sampan.ledger_sink import db, reads
 from sampan.ledger_sink.rules import VENUE_ACCOUNT_PREFIXES
 from sampan.ledger_sink.store import Conn, Source, store_next_offsets
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
@@ -285,9 +286,7 @@ class LimitsFollower:
         if self._producer is None:
             from confluent_kafka import Producer
 
-            self._producer = Producer(
-                self.settings.kafka(**{"enable.idempotence": True, "acks": "all"})
-            )
+            self._producer = Producer(profiles.producer(self.settings))
         record = dead_letter(
             self.topic,
             message.partition(),

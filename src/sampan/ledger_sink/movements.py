@@ -48,6 +48,7 @@ from sampan.ledger_sink.cash import (
 from sampan.ledger_sink.rules import CASH_ASSET
 from sampan.ledger_sink.snapshot import snapshot, to_record
 from sampan.ledger_sink.store import OPERATOR_MEMBER, Conn
+from sampan.streams import profiles
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def publish_snapshots(settings: Settings, conn: Conn, accounts: Sequence[str]) -
     from sampan.schemas import registry
 
     states, prices = reads.account_states(conn, list(accounts)[: reads.ACCOUNTS_PER_READ_MAX])
-    producer = Producer(settings.kafka(**{"enable.idempotence": True, "acks": "all"}))
+    producer = Producer(profiles.producer(settings))
     now_ns = time.time_ns()
     for state in states:
         producer.produce(

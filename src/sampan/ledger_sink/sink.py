@@ -63,6 +63,7 @@ from sampan.ledger_sink.rules import ChargeRule, default_schedule
 from sampan.ledger_sink.snapshot import snapshot, to_record
 from sampan.ledger_sink.store import BatchResult, Conn, Item, Rejected, Source, post_batch
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
 
 log = logging.getLogger(__name__)
@@ -182,16 +183,7 @@ class LedgerSink:
         self._inflight: tuple[Future[bool], list[Item]] | None = None
         self._hung = False  # the worker overran `_job_timeout_s`: it may still use the connection
         self._producer = (
-            Producer(
-                settings.kafka(
-                    **{
-                        "enable.idempotence": True,
-                        "acks": "all",
-                        "linger.ms": 5,
-                        "compression.type": "lz4",
-                    }
-                )
-            )
+            Producer(profiles.producer(settings, linger_ms=5, **{"compression.type": "lz4"}))
             if options.publish
             else None
         )

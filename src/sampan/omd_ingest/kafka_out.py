@@ -44,7 +44,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from confluent_kafka import (
@@ -58,9 +57,11 @@ from confluent_kafka import (
 
 from sampan.config import Settings
 from sampan.errors import SampanError
+from sampan.market.calendar import midnight_ns, trading_day, trading_day_iso
 from sampan.omd_ingest.book import Level
 from sampan.omd_ingest.feed import DepthOut, InstrumentOut, Output, StatsOut, TradeOut
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ TXN_TIMEOUT_S = 30.0
 COMMIT_INTERVAL_S_DEFAULT = 0.05
 COMMIT_ATTEMPTS_MAX = 3
 RECOVER_TIMEOUT_S = 60.0
-HKT_OFFSET_S = 8 * 3600  # Hong Kong has no daylight saving time
-DAY_S = 86_400
 HEADER_SEQ = "omd.seq"
 HEADER_CHANNEL = "omd.channel"
 
@@ -85,14 +84,12 @@ class SinkFailed(SampanError):
 
 def hk_day(ts_ns: int) -> str:
     """The Hong Kong calendar day (YYYY-MM-DD) of a time in ns since the epoch."""
-    days = (ts_ns // 1_000_000_000 + HKT_OFFSET_S) // DAY_S
-    return date.fromordinal(date(1970, 1, 1).toordinal() + days).isoformat()
+    return trading_day_iso(ts_ns)
 
 
 def hk_day_start_ms(ts_ns: int) -> int:
     """Midnight in Hong Kong of the day of ``ts_ns``, in ms since the epoch."""
-    days = (ts_ns // 1_000_000_000 + HKT_OFFSET_S) // DAY_S
-    return (days * DAY_S - HKT_OFFSET_S) * 1000
+    return midnight_ns(trading_day(ts_ns)) // 1_000_000
 
 
 def trade_identity(security: int, trade_id: int, trade_time_ns: int) -> str:
@@ -109,21 +106,18 @@ class Recovered:
 
 
 def producer_config(settings: Settings, linger_ms: int, transactional_id: str) -> dict[str, Any]:
-    return settings.kafka(
+    return profiles.transactional_producer(
+        settings,
+        transactional_id,
+        transaction_timeout_ms=int(TXN_TIMEOUT_S * 2 * 1000),
+        linger_ms=linger_ms,
         **{
-            "transactional.id": transactional_id,
-            "transaction.timeout.ms": int(TXN_TIMEOUT_S * 2 * 1000),
-            "enable.idempotence": True,
-            "acks": "all",
-            "max.in.flight.requests.per.connection": 5,
-            "partitioner": "murmur2_random",  # the Java client's partitioner: keys land alike
-            "linger.ms": linger_ms,
             "batch.num.messages": 10_000,
             "compression.type": "lz4",
             "message.timeout.ms": 60_000,
             "queue.buffering.max.messages": QUEUE_MESSAGES_MAX,
             "queue.buffering.max.kbytes": 262_144,
-        }
+        },
     )
 
 

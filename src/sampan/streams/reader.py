@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from sampan.config import Settings
+from sampan.streams import profiles
 
 READ_BATCH_MAX = 1000
 POLL_TIMEOUT_S = 0.5
@@ -35,19 +36,7 @@ def read_to_end(
     reports its end or reaches its `stop_before` offset (exclusive). Only the partitions named
     in `starts` are read when it is given."""
     name = settings.topic(topic)
-    reader = Consumer(
-        settings.kafka(
-            **{
-                "group.id": f"sampan-reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-                "fetch.max.bytes": 128 * 1024 * 1024,
-                "max.partition.fetch.bytes": 128 * 1024 * 1024,
-            }
-        )
-    )
+    reader = Consumer(profiles.end_reader(settings, f"sampan-reader-{uuid.uuid4().hex[:8]}"))
     try:
         if starts is None:
             metadata = reader.list_topics(name, timeout=min(timeout_s, 30.0))

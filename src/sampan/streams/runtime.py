@@ -40,6 +40,7 @@ from confluent_kafka import (
 from sampan import topics
 from sampan.config import Settings
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter, produce_waiting
 from sampan.streams.metrics import AgentMetrics
 
@@ -133,55 +134,22 @@ class _Stop:
 
 
 def consumer_config(settings: Settings, group: str, config: AgentConfig) -> dict[str, object]:
-    return settings.kafka(
-        **{
-            "group.id": group,
-            # Static membership: a restarted instance takes its predecessor's partitions at once
-            # instead of waiting for the session timeout.
-            "group.instance.id": f"{group}-{config.instance_id}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": config.session_timeout_ms,
-            "max.poll.interval.ms": 300_000,
-            "partition.assignment.strategy": "range",
-            # A fetch is a long poll that the broker answers as soon as a record is readable
-            # (for read_committed: as soon as the last stable offset moves), so a long wait adds
-            # no latency. A short one makes every idle consumer send a fetch every few
-            # milliseconds; measured on the 2-core stack, 10 ms → 100 ms cut the broker's young
-            # GCs (25-60 ms pauses each, which stall every transaction) about threefold.
-            "fetch.wait.max.ms": 100,
-            "socket.nagle.disable": True,
-            "statistics.interval.ms": 5_000,
-            **config.extra_consumer,
-        }
+    return profiles.group_consumer(
+        settings,
+        group,
+        str(config.instance_id),
+        session_timeout_ms=config.session_timeout_ms,
+        **{"statistics.interval.ms": 5_000, **config.extra_consumer},
     )
 
 
 def producer_config(settings: Settings, group: str, config: AgentConfig) -> dict[str, object]:
-    return settings.kafka(
-        **{
-            "transactional.id": f"{group}-{config.instance_id}",
-            "enable.idempotence": True,
-            "acks": "all",
-            "max.in.flight.requests.per.connection": 5,
-            "transaction.timeout.ms": config.transaction_timeout_ms,
-            "message.timeout.ms": config.transaction_timeout_ms,
-            "linger.ms": config.linger_ms,
-            # Nagle's algorithm holds a small request behind an unacknowledged one (up to the
-            # 40 ms delayed ACK); with several requests per transaction that showed up as commit
-            # stalls: commit p99 ≈ 20 ms with it, ≈ 4 ms without, at 1,000 commands/s.
-            "socket.nagle.disable": True,
-            "partitioner": "murmur2_random",  # the Java client's partitioner, so keys land alike
-            # A transaction's first AddOffsetsToTxn often meets CONCURRENT_TRANSACTIONS while the
-            # previous commit's markers are still being written; the default 100 ms backoff then
-            # stalls the whole pipeline. Retry soon, backing off exponentially to 100 ms.
-            "retry.backoff.ms": 2,
-            "retry.backoff.max.ms": 100,
-            "queue.buffering.max.messages": 100_000,
-            **config.extra_producer,
-        }
+    return profiles.transactional_producer(
+        settings,
+        f"{group}-{config.instance_id}",
+        transaction_timeout_ms=config.transaction_timeout_ms,
+        linger_ms=config.linger_ms,
+        **config.extra_producer,
     )
 
 

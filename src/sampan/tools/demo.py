@@ -25,7 +25,7 @@ from sampan import stack, topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.schemas import SchemaError, registry
-from sampan.streams import AgentConfig, InRecord, Output, run_agent
+from sampan.streams import AgentConfig, InRecord, Output, profiles, run_agent
 
 READ_TIMEOUT_S = 60.0
 
@@ -110,16 +110,7 @@ def order_command(run_id: str, n: int, account: str) -> dict[str, Any]:
 def produce_commands(current: Settings, run_id: str, count: int) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(
-        current.kafka(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "partitioner": "murmur2_random",
-            }
-        )
-    )
+    producer = Producer(profiles.producer(current, linger_ms=5))
     topic = current.topic("orders.requests")
     for n in range(count):
         account = f"ACC{n % 4}"

@@ -41,6 +41,7 @@ from sampan.errors import SampanError
 from sampan.market.listings import SPREAD_TABLE_CODES, Listing, listings
 from sampan.market.rules import SPREAD_TABLES
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.seed import AccountSeed, account_record
 
 BPS = 10_000
@@ -319,9 +320,7 @@ def run_live_demo(args: argparse.Namespace) -> int:
     ]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     flow = MemberFlow(SIM_SEEDS, listings(), FlowConfig(seed=args.seed), run_id)
-    producer = Producer(
-        current.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5})
-    )
+    producer = Producer(profiles.producer(current, linger_ms=5))
     topic = current.topic("orders.requests")
     try:
         with Supervisor(state_dir / "logs", env) as venue:

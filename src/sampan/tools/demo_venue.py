@@ -23,6 +23,7 @@ from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.market.money import format_cents, format_notional_e3, format_price_e3
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 
 VENUE_WAIT_S = 20.0  # per step of the scripted session
 PRICE_E3 = 512_500  # HK$512.500: one tick above 700's previous close (0.500 band)
@@ -134,9 +135,7 @@ def publish_records(
 ) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(
-        current.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 1})
-    )
+    producer = Producer(profiles.producer(current, linger_ms=1))
     for key, value in rows:
         producer.produce(current.topic(topic), registry().encode(schema, value), key.encode())
     if producer.flush(30):

@@ -20,6 +20,7 @@ from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.market.listings import instrument_record, listings
 from sampan.schemas import registry
+from sampan.streams import profiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +59,7 @@ def publish_seed(current: Settings) -> tuple[int, int]:
     """Publish instruments and accounts to their compacted topics; (instruments, accounts)."""
     from confluent_kafka import Producer
 
-    producer = Producer(
-        current.kafka(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-            }
-        )
-    )
+    producer = Producer(profiles.producer(current))
     now = time.time_ns()
     items = listings()
     for listing in items:

@@ -37,6 +37,7 @@ from confluent_kafka import (
 
 from sampan.config import Settings
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +200,13 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.producer = Producer(
-            settings.kafka(
+            profiles.producer(
+                settings,
+                linger_ms=1,
                 **{
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 1,
-                    "partitioner": "murmur2_random",  # the Java client's: keys land alike
                     "queue.buffering.max.messages": PRODUCE_QUEUE_MAX,
                     "message.timeout.ms": 10_000,
-                }
+                },
             )
         )
         self._stop = threading.Event()

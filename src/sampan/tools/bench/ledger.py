@@ -31,6 +31,7 @@ from sampan.ledger_sink import db
 from sampan.ledger_sink.intake import SinkStats
 from sampan.ledger_sink.sink import LedgerSink, SinkOptions
 from sampan.schemas import registry
+from sampan.streams import profiles
 
 PRODUCE_FLUSH_TIMEOUT_S = 60.0
 ADMIN_TIMEOUT_S = 30.0
@@ -84,15 +85,14 @@ def produce_fills(settings: Settings, records: Iterator[dict[str, Any]]) -> int:
     from confluent_kafka import Producer
 
     producer = Producer(
-        settings.kafka(
+        profiles.producer(
+            settings,
+            linger_ms=20,
             **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 20,
                 "batch.size": 1_000_000,
                 "compression.type": "lz4",
                 "queue.buffering.max.messages": 1_000_000,
-            }
+            },
         )
     )
     topic = settings.topic("fills")

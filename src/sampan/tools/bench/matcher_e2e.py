@@ -27,6 +27,7 @@ from sampan.config import Settings
 from sampan.errors import SampanError
 from sampan.market.listings import listings
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.bench.cli import percentile
 from sampan.tools.loadgen import generate_commands
 
@@ -80,15 +81,10 @@ class ReportWatcher(threading.Thread):
 
 def _producer(settings: Settings) -> Producer:
     return Producer(
-        settings.kafka(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 0,
-                "socket.nagle.disable": True,
-                "partitioner": "murmur2_random",
-                "queue.buffering.max.messages": 200_000,
-            }
+        profiles.producer(
+            settings,
+            linger_ms=0,
+            **{"socket.nagle.disable": True, "queue.buffering.max.messages": 200_000},
         )
     )
 
