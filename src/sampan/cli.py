@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.ui_bridge.cli",
     "sampan.tools.bench.cli",
     "sampan.tools.audit_cli",
+    "sampan.analytics.cli",
 )
 
 

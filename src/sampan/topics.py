@@ -135,13 +135,35 @@ CATALOG: tuple[Topic, ...] = (
     ),
     _topic(
         "md.stats",
-        "security",
+        "venue+security",
         "SecurityStats",
         3,
         "compact",
         NEVER,
         ("omd_ingest", "analytics"),
         ("ui_bridge",),
+    ),
+    _topic(
+        "md.movers",
+        "venue",
+        "Movers",
+        1,
+        "compact",
+        NEVER,
+        ("analytics",),
+        ("ui_bridge",),
+    ),
+    # The analytics app's session statistics, its state: written before the input offsets that
+    # produced it are committed, read to the end at start.
+    _topic(
+        "analytics.state",
+        "venue+security",
+        "AnalyticsState",
+        3,
+        "compact",
+        NEVER,
+        ("analytics",),
+        ("analytics",),
     ),
     _topic(
         "reference.instruments",

@@ -313,7 +313,7 @@ class KafkaSink:
                     "ts_ns": out.send_time_ns,
                 },
             )
-            return self.topic_stats, str(out.security).encode(), value
+            return self.topic_stats, f"HKEX:{out.security}".encode(), value
         assert type(out) is InstrumentOut, out
         d = out.definition
         value = enc(
