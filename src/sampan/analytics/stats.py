@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sampan.analytics.day import trading_day
+from sampan.market.calendar import trading_day_iso as trading_day
 
 
 def _div_round(numerator: int, denominator: int) -> int:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from sampan import topics
 from sampan.config import settings
+from sampan.market.calendar import midnight_ns
 from sampan.tools import audit_scan
 from sampan.tools.audit_trail import (
     ACCOUNT_TOPICS,
@@ -62,10 +63,8 @@ def _order(args: argparse.Namespace) -> int:
 
 
 def _day_bounds(day: dt.date) -> tuple[int, int]:
-    """A Hong Kong calendar day as [start, end) in UTC nanoseconds (HKT has no daylight saving)."""
-    start = dt.datetime.combine(day, dt.time(), HONG_KONG)
-    end = start + dt.timedelta(days=1)
-    return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+    """A Hong Kong trading day as [start, end) in UTC nanoseconds."""
+    return midnight_ns(day), midnight_ns(day + dt.timedelta(days=1))
 
 
 def _account(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sampan.market.money import format_cents, format_price_e3
+
 PASSES_MAX = 4
 ENTRIES_MAX = 100_000
 
@@ -186,15 +188,11 @@ class AccountDay:
 
 
 def _px(price_e3: Any) -> str:
-    whole, frac = divmod(int(price_e3), 1000)
-    return f"{whole}.{frac:03d}"
+    return format_price_e3(int(price_e3))
 
 
 def _cents(cents: Any) -> str:
-    value = int(cents)
-    sign = "-" if value < 0 else ""
-    whole, frac = divmod(abs(value), 100)
-    return f"{sign}{whole:,}.{frac:02d}"
+    return format_cents(int(cents))
 
 
 def summary(entry: Entry) -> str:

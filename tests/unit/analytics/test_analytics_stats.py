@@ -7,9 +7,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sampan.analytics.day import trading_day
 from sampan.analytics.movers import MOVERS_MAX, movers
 from sampan.analytics.stats import SessionStats, Trade, apply
+from sampan.market.calendar import trading_day_iso as trading_day
 
 DAY_NS = 1_764_806_400 * 10**9  # 2025-12-04 00:00 UTC: 08:00 in Hong Kong
 PREV_E3 = 100_000
