@@ -42,6 +42,7 @@ from sampan import topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.bench.cli import percentile
 
 CLIENTS_DEFAULT = 1_000
@@ -86,7 +87,7 @@ def _account(name: str, member: str) -> dict[str, Any]:
 def _publish_reference(current: Settings) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(current.kafka(**{"enable.idempotence": True, "acks": "all"}))
+    producer = Producer(profiles.producer(current))
     producer.produce(
         current.topic("reference.instruments"),
         registry().encode("Instrument", _instrument()),
@@ -113,9 +114,7 @@ class DepthSource(threading.Thread):
         self.rate = rate
         self.sent = 0
         self.stop = threading.Event()
-        self.producer = Producer(
-            current.kafka(**{"enable.idempotence": True, "acks": "all", "linger.ms": 0})
-        )
+        self.producer = Producer(profiles.producer(current, linger_ms=0))
 
     def run(self) -> None:
         topic = self.current.topic("md.depth")
