@@ -51,7 +51,9 @@ from sampan.fix.transport import SessionConnection
 
 POLL_S = 0.1
 LOG_TAIL_BYTES = 3_000
-READY_TIMEOUT_S_DEFAULT = 30.0
+# A process on a loaded two-core machine may need most of this to import and connect; the
+# wait is still bounded and says what it waited for.
+READY_TIMEOUT_S_DEFAULT = 60.0
 STOP_TIMEOUT_S_DEFAULT = 15.0
 KILL_WAIT_S = 5.0
 
