@@ -378,7 +378,7 @@ class FirmOrderEntry:
             exec_type = ExecType.REPLACED
             self._apply_pending(order)
             order.status = OrdStatus.PARTIALLY_FILLED if ev.cum_qty else OrdStatus.NEW
-        elif kind is m.ExecType.CANCELLED:
+        elif kind is m.ExecType.CANCELED:
             exec_type, order.status = ExecType.CANCELED, OrdStatus.CANCELED
             if order.pending is not None:
                 self._apply_pending(order)

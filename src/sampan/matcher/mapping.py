@@ -64,7 +64,7 @@ _EXEC_TYPE = {
     ExecType.ACCEPTED: "NEW",
     ExecType.PARTIALLY_FILLED: "TRADE",
     ExecType.FILLED: "TRADE",
-    ExecType.CANCELLED: "CANCELED",
+    ExecType.CANCELED: "CANCELED",
     ExecType.AMENDED: "REPLACED",
     ExecType.REJECTED: "REJECTED",
     ExecType.EXPIRED: "EXPIRED",

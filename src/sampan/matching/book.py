@@ -48,12 +48,12 @@ _new = tuple.__new__
 _BUY = Side.BUY
 _ACCEPTED = ExecType.ACCEPTED
 _AMENDED = ExecType.AMENDED
-_CANCELLED = ExecType.CANCELLED
+_CANCELED = ExecType.CANCELED
 _EXPIRED = ExecType.EXPIRED
 _FILLED = ExecType.FILLED
 _PARTIALLY_FILLED = ExecType.PARTIALLY_FILLED
 _STATUS_NEW = OrderStatus.NEW
-_STATUS_CANCELLED = OrderStatus.CANCELLED
+_STATUS_CANCELED = OrderStatus.CANCELED
 _STATUS_EXPIRED = OrderStatus.EXPIRED
 _STATUS_FILLED = OrderStatus.FILLED
 _STATUS_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
@@ -283,8 +283,8 @@ class OrderBook:
         """Remove a resting order; return its cancel report."""
         (self.bids if order.side is _BUY else self.asks).unlink(order)
         del self.orders[order.order_id]
-        order.status = order.status.to(_STATUS_CANCELLED)
-        return self.report(order, _CANCELLED, ts_ns, reason)
+        order.status = order.status.to(_STATUS_CANCELED)
+        return self.report(order, _CANCELED, ts_ns, reason)
 
     def amend(self, order: Order, price_e3: int, qty: int, ts_ns: int, out: list[Event]) -> None:
         """Amend a resting order to `price_e3` and total quantity `qty` (the engine has checked
@@ -310,7 +310,7 @@ class OrderBook:
         order.ts_ns = ts_ns
         out.append(self.report(order, _AMENDED, ts_ns))
         self.match(order, price_e3, ts_ns, out)
-        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
+        if order.leaves_qty and order.status is not _STATUS_CANCELED:
             self.rest(order)
 
     def close_unrested(self, taker: Order, exec_type: ExecType, ts_ns: int) -> ExecutionReport:
@@ -318,13 +318,13 @@ class OrderBook:
         if exec_type is _EXPIRED:
             taker.status = taker.status.to(_STATUS_EXPIRED)
             return self.report(taker, exec_type, ts_ns)
-        taker.status = taker.status.to(_STATUS_CANCELLED)
+        taker.status = taker.status.to(_STATUS_CANCELED)
         return self.report(taker, exec_type, ts_ns, _SELF_TRADE_PREVENTED)
 
     def match(self, taker: Order, bound_e3: int, ts_ns: int, out: list[Event]) -> None:
         """Trade `taker` (not resting) against the opposite side while the best opposite price
         is no worse than `bound_e3`. Stops when the taker is filled, out of reach, or
-        cancelled by self-trade prevention (then its status is CANCELLED)."""
+        cancelled by self-trade prevention (then its status is CANCELED)."""
         taker_side = taker.side
         taker_buys = taker_side is _BUY
         opp = self.asks if taker_buys else self.bids
@@ -405,7 +405,7 @@ class OrderBook:
         if mode is not StpMode.CANCEL_INCOMING:
             out.append(self.cancel(maker, _SELF_TRADE_PREVENTED, ts_ns))
         if mode is not StpMode.CANCEL_RESTING:
-            out.append(self.close_unrested(taker, _CANCELLED, ts_ns))
+            out.append(self.close_unrested(taker, _CANCELED, ts_ns))
             return True
         return False
 

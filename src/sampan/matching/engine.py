@@ -56,7 +56,7 @@ _FOK = TimeInForce.FOK
 _ACCEPTED = ExecType.ACCEPTED
 _AMENDED = ExecType.AMENDED
 _EXPIRED = ExecType.EXPIRED
-_STATUS_CANCELLED = OrderStatus.CANCELLED
+_STATUS_CANCELED = OrderStatus.CANCELED
 _REQUESTED = CancelReason.REQUESTED
 
 
@@ -114,7 +114,7 @@ class Engine:
             return [_rejected(cmd, reason, book.next_exec_id())]
         out: list[Event] = [book.report(order, _ACCEPTED, ts_ns)]
         book.match(order, bound_e3, ts_ns, out)
-        if order.leaves_qty and order.status is not _STATUS_CANCELLED:
+        if order.leaves_qty and order.status is not _STATUS_CANCELED:
             if tif is _DAY:
                 book.rest(order)
             else:

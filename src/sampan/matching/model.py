@@ -17,7 +17,7 @@ which no code should rely on.
 Event order inside one command's output is part of the contract (replays compare it):
 an accepted order's `ACCEPTED` report comes first, then for each match a `Fill` followed by
 the resting order's report and the incoming order's report, then the incoming order's
-`EXPIRED` or `CANCELLED` report if it does not rest.
+`EXPIRED` or `CANCELED` report if it does not rest.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class ExecType(_Enum):
     ACCEPTED = "0"
     PARTIALLY_FILLED = "1"
     FILLED = "2"
-    CANCELLED = "4"
+    CANCELED = "4"
     AMENDED = "5"
     REJECTED = "8"
     EXPIRED = "C"
@@ -110,7 +110,7 @@ class OrderStatus(_Enum):
     NEW = 0
     PARTIALLY_FILLED = 1
     FILLED = 2
-    CANCELLED = 4
+    CANCELED = 4
     EXPIRED = 6
 
     def to(self, new: OrderStatus) -> OrderStatus:
@@ -121,13 +121,13 @@ class OrderStatus(_Enum):
 
 
 _LIVE_EXITS = frozenset(
-    {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
 )
 _NEXT_STATUS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.NEW: _LIVE_EXITS,
     OrderStatus.PARTIALLY_FILLED: _LIVE_EXITS,
     OrderStatus.FILLED: frozenset(),
-    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
     OrderStatus.EXPIRED: frozenset(),
 }
 

@@ -101,7 +101,7 @@ def test_client_orders_follow_hkex_rules_and_reach_listeners() -> None:
     assert isinstance(amended[0], ExecutionReport) and amended[0].exec_type is ExecType.AMENDED
     cancelled = market.cancel(ts_ns=T0, security=700, order_id=sell_id, account="C1")
     assert isinstance(cancelled[0], ExecutionReport)
-    assert cancelled[0].exec_type is ExecType.CANCELLED
+    assert cancelled[0].exec_type is ExecType.CANCELED
     assert market.depth(700) == ((), ())
 
 

@@ -134,11 +134,11 @@ def ref_match(book: RefBook, rules: Rules, taker: RefOrder, bound: int, ts: int,
             if taker.stp in (StpMode.CANCEL_RESTING, StpMode.CANCEL_BOTH):
                 book.orders.remove(maker)
                 out.append(
-                    book.report(maker, ExecType.CANCELLED, ts, CancelReason.SELF_TRADE_PREVENTED)
+                    book.report(maker, ExecType.CANCELED, ts, CancelReason.SELF_TRADE_PREVENTED)
                 )
             if taker.stp in (StpMode.CANCEL_INCOMING, StpMode.CANCEL_BOTH):
                 out.append(
-                    book.report(taker, ExecType.CANCELLED, ts, CancelReason.SELF_TRADE_PREVENTED)
+                    book.report(taker, ExecType.CANCELED, ts, CancelReason.SELF_TRADE_PREVENTED)
                 )
                 return True
             continue
@@ -290,7 +290,7 @@ class RefEngine:
                                    RequestKind.CANCEL, reason, book.next_id())]  # fmt: skip
         assert order is not None
         book.orders.remove(order)
-        return [book.report(order, ExecType.CANCELLED, cmd.ts_ns, CancelReason.REQUESTED)]
+        return [book.report(order, ExecType.CANCELED, cmd.ts_ns, CancelReason.REQUESTED)]
 
     def amend(self, cmd: AmendOrder) -> list[Event]:
         book = self.books.get(cmd.security)
@@ -346,7 +346,7 @@ class RefEngine:
             for order in sorted(book.orders, key=lambda o: o.order_id):
                 if order.account == cmd.account:
                     book.orders.remove(order)
-                    out.append(book.report(order, ExecType.CANCELLED, cmd.ts_ns,
+                    out.append(book.report(order, ExecType.CANCELED, cmd.ts_ns,
                                            CancelReason.MASS_CANCEL))  # fmt: skip
         out.append(MassCancelled(cmd.ts_ns, cmd.account, cmd.security, len(out)))
         return out

@@ -167,7 +167,7 @@ class Accounting:
         filled = self.filled[key]
         assert ev.cum_qty == filled, f"{key}: cum {ev.cum_qty} != fills {filled}"
         assert ev.leaves_qty >= 0 and ev.cum_qty + ev.leaves_qty <= ev.order_qty
-        if ev.exec_type in (ExecType.FILLED, ExecType.CANCELLED, ExecType.EXPIRED):
+        if ev.exec_type in (ExecType.FILLED, ExecType.CANCELED, ExecType.EXPIRED):
             assert ev.leaves_qty == 0
             cancelled = ev.order_qty - ev.cum_qty
             assert (cancelled == 0) == (ev.exec_type is ExecType.FILLED)

@@ -136,9 +136,9 @@ def test_amend_price_can_trade_at_once() -> None:
 @pytest.mark.parametrize(
     ("mode", "expected", "resting_left"),
     [
-        (StpMode.CANCEL_RESTING, ["ACCEPTED", "CANCELLED", "Fill", "FILLED", "FILLED"], []),
-        (StpMode.CANCEL_INCOMING, ["ACCEPTED", "CANCELLED"], [1, 2]),
-        (StpMode.CANCEL_BOTH, ["ACCEPTED", "CANCELLED", "CANCELLED"], [2]),
+        (StpMode.CANCEL_RESTING, ["ACCEPTED", "CANCELED", "Fill", "FILLED", "FILLED"], []),
+        (StpMode.CANCEL_INCOMING, ["ACCEPTED", "CANCELED"], [1, 2]),
+        (StpMode.CANCEL_BOTH, ["ACCEPTED", "CANCELED", "CANCELED"], [2]),
     ],
 )
 def test_self_trade_prevention_modes(
@@ -153,7 +153,7 @@ def test_self_trade_prevention_modes(
     incoming = place(3, Side.BUY, 400, 60_050, account="a-2", member="firm", stp=mode)
     events = run(e, incoming)
     assert kinds(events) == expected
-    cancels = [ev for ev in events if getattr(ev, "exec_type", None) is ExecType.CANCELLED]
+    cancels = [ev for ev in events if getattr(ev, "exec_type", None) is ExecType.CANCELED]
     assert all(ev.reason is CancelReason.SELF_TRADE_PREVENTED for ev in cancels)
     assert [r[0] for r in e.resting_orders(5)] == resting_left
 
@@ -237,7 +237,7 @@ def test_mass_cancel_by_account_across_books() -> None:
         PlaceOrder(3, 700, 3, "x", "m", Side.SELL, 100, 400_000),
     )
     events = run(e, MassCancel(4, "x"))
-    assert kinds(events) == ["CANCELLED", "CANCELLED", "MassCancelled"]
+    assert kinds(events) == ["CANCELED", "CANCELED", "MassCancelled"]
     assert isinstance(events[-1], MassCancelled) and events[-1].cancelled_count == 2
     assert [r[0] for r in e.resting_orders(5)] == [2] and e.resting_orders(700) == []
 
@@ -247,7 +247,7 @@ def test_cancel_reports_cum_and_zero_leaves() -> None:
     run(e, place(1, Side.BUY, 800, 60_000), place(2, Side.SELL, 400, 60_000))
     (ev,) = run(e, CancelOrder(3, 5, 1, "acc1"))
     assert (ev.exec_type, ev.cum_qty, ev.leaves_qty, ev.order_qty) == (
-        ExecType.CANCELLED,
+        ExecType.CANCELED,
         400,
         0,
         800,
@@ -265,9 +265,9 @@ def test_same_input_gives_same_exec_ids() -> None:
 def test_order_status_machine_rejects_illegal_moves() -> None:
     assert OrderStatus.NEW.to(OrderStatus.PARTIALLY_FILLED) is OrderStatus.PARTIALLY_FILLED
     with pytest.raises(IllegalTransitionError):
-        OrderStatus.FILLED.to(OrderStatus.CANCELLED)
+        OrderStatus.FILLED.to(OrderStatus.CANCELED)
     with pytest.raises(IllegalTransitionError):
-        OrderStatus.CANCELLED.to(OrderStatus.NEW)
+        OrderStatus.CANCELED.to(OrderStatus.NEW)
 
 
 def test_validate_catches_a_corrupted_aggregate() -> None:

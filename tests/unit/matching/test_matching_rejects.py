@@ -72,7 +72,7 @@ def test_security_halted_rejects_new_and_amend_but_allows_cancel() -> None:
     amend = AmendOrder(2, 700, 1, "acc-a", 400_000, 200)
     rejected_request(e.process(amend), RequestKind.AMEND, RejectReason.SECURITY_HALTED)
     (cancelled,) = e.process(CancelOrder(3, 700, 1, "acc-a"))
-    assert isinstance(cancelled, ExecutionReport) and cancelled.exec_type is ExecType.CANCELLED
+    assert isinstance(cancelled, ExecutionReport) and cancelled.exec_type is ExecType.CANCELED
 
 
 @pytest.mark.parametrize("qty", [0, -100])

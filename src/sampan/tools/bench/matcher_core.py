@@ -156,7 +156,7 @@ class _Driver:
             self.where[last] = slot
 
 
-_DONE = frozenset({ExecType.FILLED, ExecType.CANCELLED, ExecType.EXPIRED})
+_DONE = frozenset({ExecType.FILLED, ExecType.CANCELED, ExecType.EXPIRED})
 
 
 def _seeded_engine(seed: int, books: int) -> tuple[Engine, _Driver]:
