@@ -49,6 +49,7 @@ CLIENTS_DEFAULT = 1_000
 DEPTH_RATE = 100  # depth snapshots a second
 ORDER_RATE = 200  # orders a second, both traders together
 RUN_S = 10.0
+READY_TIMEOUT_S = 120.0
 IN_FLIGHT_MAX = 100  # REST requests one trader has open at once
 CONNECT_TIMEOUT_S = 120.0
 DRAIN_S = 3.0
@@ -322,8 +323,9 @@ def run_ui_bench(current: Settings, clients: int, run_s: float = RUN_S) -> dict[
     env = {"SAMPAN_TOPIC_PREFIX": prefix, "SAMPAN_UI_SCHEMA": schema}
     [port] = free_tcp_ports(1)
     url = f"http://127.0.0.1:{port}"
+    # A loaded machine starts processes slowly; the bench waits for them rather than fail.
     specs = [
-        s
+        replace(s, ready_timeout_s=max(s.ready_timeout_s, READY_TIMEOUT_S))
         for s in venue_specs(
             VenuePorts.free(), VenueOptions(state, group_suffix=prefix[:-1], with_omd=False)
         )
