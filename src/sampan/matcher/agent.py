@@ -85,6 +85,7 @@ class MatcherAgent:
         self.snapshot_commands = snapshot_commands
         self.snapshot_interval_s = snapshot_interval_s
         self.live: dict[int, Live] = {}
+        self.partitions: set[int] = set()  # assigned, whether or not rebuilt yet
         self.touched: dict[
             tuple[int, int], tuple[int, int]
         ] = {}  # (partition, security) → (seq, ts)
@@ -152,6 +153,7 @@ class MatcherAgent:
         offset whose snapshot is beyond 0 (the runtime must not start them at the beginning)."""
         self._consumer = consumer
         numbers = [p for topic, p in partitions if topic == INPUT]
+        self.partitions.update(numbers)
         committed = consumer.committed(
             [TopicPartition(self.settings.topic(INPUT), p) for p in numbers], timeout=30
         )
@@ -174,10 +176,13 @@ class MatcherAgent:
         for topic, partition in partitions:
             if topic == INPUT:
                 self.live.pop(partition, None)
+                self.partitions.discard(partition)
 
     def reset(self) -> None:
-        """After an aborted transaction: rebuild every partition to its committed offset."""
-        partitions = [(INPUT, p) for p in sorted(self.live)]
+        """After an aborted transaction: rebuild every partition to its committed offset. A
+        reset that fails (the broker is away) can be called again: it rebuilds every assigned
+        partition, not only those a failed attempt left."""
+        partitions = [(INPUT, p) for p in sorted(self.partitions)]
         self.live.clear()
         self.touched.clear()
         if partitions:

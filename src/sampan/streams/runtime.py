@@ -8,13 +8,24 @@ Guarantees, for an agent whose handler is a pure function of its state and input
   offsets and the agent is told to reset its state to match them;
 - an undecodable record, or one whose handler raised, goes to the source topic's dead-letter
   topic (with topic, partition, offset and the error) in the same transaction; the agent goes on.
-  A failure to produce is never the record's fault: it propagates and stops the runner (the
-  open transaction is fenced by the restarted instance or aborted by the broker's timeout);
+  So does a record one of whose outputs the client refuses as such (`RECORD_ERRORS`, say an
+  output larger than the broker accepts): the transaction is aborted, the agent reset, and the
+  batch redone with that record dead-lettered instead of handled. Any other failure to produce
+  (a full queue, a fenced producer) is not the record's fault: it propagates and stops the
+  runner (the open transaction is fenced by the restarted instance or aborted by the broker);
+- every transaction call has a deadline the process enforces itself, and a retriable error is
+  retried in one place (`streams.txn`); a broker restart costs an abort and a rewind, not the
+  process. A loop that has input waiting and commits nothing for `stall_timeout_s` logs
+  CRITICAL and exits with `liveness.EXIT_STALLED`; while it is healthy it touches a liveness
+  file (`liveness.liveness_path`) that a supervisor watches;
 - a record polled before a rebalance that ran during the same fetch is dropped, never handled:
   its partition may have moved, or been rebuilt to the committed offset, from which the
   consumer fetches it again;
 - every batch, poll, retry and wait is bounded (see `AgentConfig`); SIGTERM and SIGINT finish
   the current batch, commit it and leave the group.
+Agents with inputs outside Kafka (the router's FIX session and tables, the drop copy's FIX
+session) use the optional hooks below; `handle` and `end_batch` stay free of I/O.
+
 Limits: one transaction per batch, so latency is at least one commit round trip; the handler
 runs on the polling thread.
 """
@@ -24,7 +35,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
@@ -32,6 +43,7 @@ from typing import Any, Protocol
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -42,11 +54,16 @@ from sampan.config import Settings
 from sampan.schemas import SchemaError, registry
 from sampan.streams import profiles
 from sampan.streams.letters import dead_letter, produce_waiting
+from sampan.streams.liveness import Liveness, liveness_path
 from sampan.streams.metrics import AgentMetrics
+from sampan.streams.txn import Transactions
 
 log = logging.getLogger(__name__)
 
-COMMIT_RETRIES_MAX = 5
+# Errors the client raises for one record it will not take (the record, not the client, is at
+# fault): its input is dead-lettered.
+RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
+REWIND_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +80,12 @@ class InRecord:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A record to produce in the batch's transaction; `value` is already encoded."""
+    """A record to produce in the batch's transaction; `value` is already encoded (None: a
+    tombstone)."""
 
     topic: str  # the catalog name
     key: bytes | None
-    value: bytes
+    value: bytes | None
     partition: int | None = None
 
 
@@ -81,7 +99,16 @@ class Agent(Protocol):
     {(catalog topic, partition): offset}, overriding the committed offset (or, without one,
     `auto.offset.reset`): an agent that restored a partition from a snapshot beyond the
     committed offset (say the group's offsets expired) names the snapshot's offset so that no
-    input it already holds is applied again. None or {}: the committed offsets."""
+    input it already holds is applied again. None or {}: the committed offsets.
+
+    Optional hooks, called when the agent has them:
+    - `started(consumer)`: after `init_transactions` fenced any earlier instance and before
+      the consumer subscribes (load state, open sessions);
+    - `pending() -> bool`: input from outside Kafka waits, so run a batch even when no record
+      arrived (its records come out of `end_batch`);
+    - `committed()`: after each commit (actions that must follow a commit, such as sending
+      a committed outbox); `reset` is called instead after an abort;
+    - `close()`: when the runner stops, after its last transaction."""
 
     name: str  # consumer group; also the transactional id's stem
     inputs: Mapping[str, str]  # catalog topic → Avro record name of its values
@@ -118,6 +145,10 @@ class AgentConfig:
     metrics_port: int = 0  # 0: no HTTP metrics endpoint
     max_batches: int | None = None  # for tests and benchmarks: stop after this many batches
     idle_exit_s: float | None = None  # for tests: stop after this long without input
+    # With input waiting and no commit for this long, the process logs CRITICAL and exits
+    # (`liveness.EXIT_STALLED`); it must outlast a partition's rebuild on assignment.
+    stall_timeout_s: float = 120.0
+    liveness_file: bool = True  # touch `liveness.liveness_path(...)` while healthy
     extra_consumer: dict[str, object] = field(default_factory=dict)
     extra_producer: dict[str, object] = field(default_factory=dict)
 
@@ -170,6 +201,13 @@ class AgentRunner:
         consumer_settings["stats_cb"] = self.metrics.on_consumer_stats
         self.consumer = Consumer(consumer_settings)
         self.producer = Producer(producer_config(settings, self.group, config))
+        path = liveness_path(settings, agent.name, config.instance_id)
+        self.liveness = Liveness(
+            agent.name, config.stall_timeout_s, path if config.liveness_file else None
+        )
+        self.txn = Transactions(self.producer, agent.name, self.liveness, config.commit_timeout_s)
+        # Inputs found to make an output the client refuses: dead-lettered when met again.
+        self._poison: dict[tuple[str, int, int], str] = {}
         self.batches = 0
         # Bumped by every assign and revoke, so `_next_batch` sees a rebalance that ran inside
         # one of its calls.
@@ -207,40 +245,54 @@ class AgentRunner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        self.liveness.start()
         try:
-            self.producer.init_transactions(self.config.init_timeout_s)
-        except KafkaException as error:
-            log.error(
-                "%s: cannot initialise transactions within %.0f s: %s",
-                self.agent.name,
-                self.config.init_timeout_s,
-                error,
-            )
-            return 1
-        self.consumer.subscribe(
-            list(self._unprefix), on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        idle_since = time.monotonic()
-        try:
-            while not self.stop.requested:
-                if self.config.max_batches is not None and self.batches >= self.config.max_batches:
-                    break
-                messages = self._next_batch()
-                if not messages:
-                    if (
-                        self.config.idle_exit_s is not None
-                        and time.monotonic() - idle_since > self.config.idle_exit_s
-                    ):
-                        break
-                    continue
-                idle_since = time.monotonic()
-                self._process(messages)
+            try:
+                self.txn.init(self.config.init_timeout_s)
+            except KafkaException as error:
+                log.error(
+                    "%s: cannot initialise transactions within %.0f s: %s",
+                    self.agent.name,
+                    self.config.init_timeout_s,
+                    error,
+                )
+                return 1
+            self._hook("started", self.consumer)
+            if self._unprefix:
+                self.consumer.subscribe(
+                    list(self._unprefix), on_assign=self._on_assign, on_revoke=self._on_revoke
+                )
+            self._loop()
             if self.stop.requested:
                 self._final_transaction()
         finally:
             self.consumer.close()
             self.producer.flush(self.config.commit_timeout_s)
+            self._hook("close")
+            self.liveness.close()
         return 0
+
+    def _loop(self) -> None:
+        idle_since = time.monotonic()
+        while not self.stop.requested:
+            if self.config.max_batches is not None and self.batches >= self.config.max_batches:
+                break
+            messages = self._next_batch()
+            pending = self._hook("pending")  # called every turn: the agent may poll its inputs
+            if not messages and not pending:
+                self.liveness.beat()  # caught up: nothing waits
+                if (
+                    self.config.idle_exit_s is not None
+                    and time.monotonic() - idle_since > self.config.idle_exit_s
+                ):
+                    break
+                continue
+            idle_since = time.monotonic()
+            self._process(messages)
+
+    def _hook(self, name: str, *args: Any) -> Any:
+        hook = getattr(self.agent, name, None)
+        return hook(*args) if hook is not None else None
 
     def _next_batch(self) -> list[Any]:
         """Whatever has arrived, up to the batch maximum, without waiting to fill the batch:
@@ -268,37 +320,49 @@ class AgentRunner:
 
     def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
-        self.producer.begin_transaction()
+        self.txn.begin()
         inputs = 0
         outputs = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("%s: consumer error %s", self.agent.name, error)
-                continue
-            inputs += 1
-            outputs += self._handle(message)
-        for output in self.agent.end_batch():
-            self._produce(output)
-            outputs += 1
+        try:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise KafkaException(error)
+                    log.warning("%s: consumer error %s", self.agent.name, error)
+                    continue
+                inputs += 1
+                outputs += self._handle(message)
+            for output in self.agent.end_batch():
+                self._produce(output)
+                outputs += 1
+        except _Redo:
+            self.txn.abort()
+            self._rewind()
+            return
         if self._commit():
             self.batches += 1
             self.metrics.batch_done(inputs, outputs, time.perf_counter() - started)
+            self.liveness.beat()
+            self._hook("committed")
 
     def _final_transaction(self) -> None:
         """On a clean stop, commit whatever the agent wants to leave behind (a snapshot)."""
         outputs = list(self.agent.stopping())
         if not outputs:
             return
-        self.producer.begin_transaction()
+        self.txn.begin()
         for output in outputs:
             self._produce(output)
         self._commit()
 
     def _handle(self, message: Any) -> int:
         topic = self._unprefix[message.topic()]
+        origin = (topic, message.partition(), message.offset())
+        poisoned = self._poison.pop(origin, None)
+        if poisoned is not None:
+            self._dead_letter(message, topic, poisoned)
+            return 1
         try:
             value = registry().decode(self.agent.inputs[topic], message.value() or b"")
         except SchemaError as error:
@@ -325,9 +389,27 @@ class AgentRunner:
             self._dead_letter(message, topic, f"handler failed: {error!r}")
             return 1
         # Outside the `try`: a produce failure (a full queue, a fenced producer) says nothing
-        # about the record, so it must not dead-letter it; it propagates.
-        for output in outputs:
-            self._produce(output)
+        # about the record, so it must not dead-letter it; it propagates. Only an output the
+        # client refuses as such (too large) condemns its input: the outputs produced before it
+        # cannot be taken back and the agent's state has moved, so the batch is redone with
+        # the input dead-lettered instead.
+        try:
+            for output in outputs:
+                self._produce(output)
+        except KafkaException as exception:
+            refused = exception.args[0]
+            if not isinstance(refused, KafkaError) or refused.code() not in RECORD_ERRORS:
+                raise
+            log.error(
+                "%s: an output of %s[%d]@%d cannot be produced (%s): dead-lettering the input",
+                self.agent.name,
+                topic,
+                record.partition,
+                record.offset,
+                refused,
+            )
+            self._poison[origin] = f"output not producible: {refused.str()}"
+            raise _Redo from None
         return len(outputs)
 
     def _dead_letter(self, message: Any, topic: str, reason: str) -> None:
@@ -359,57 +441,43 @@ class AgentRunner:
 
     def _commit(self) -> bool:
         """Commit outputs and offsets; on an abortable error abort and rewind. True if committed.
-
-        Each call is retried on its own when the error is retriable (the library's contract:
-        repeat the call that failed, not the ones before it), at most COMMIT_RETRIES_MAX times."""
+        Retries and deadlines are `streams.txn`'s."""
         positions = [
             tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0
         ]
-        metadata = self.consumer.consumer_group_metadata()
-        timeout_s = self.config.commit_timeout_s
-        try:
-            self._retrying(
-                "send offsets",
-                lambda: self.producer.send_offsets_to_transaction(positions, metadata, timeout_s),
-            )
-            self._retrying("commit", lambda: self.producer.commit_transaction(timeout_s))
-        except KafkaException as exception:
-            error = exception.args[0]
-            if not error.txn_requires_abort():
-                raise
-            log.warning("%s: aborting transaction: %s", self.agent.name, error)
-            self.producer.abort_transaction(timeout_s)
-            self._rewind()
-            return False
-        return True
-
-    def _retrying(self, what: str, call: Callable[[], object]) -> None:
-        for attempt in range(1, COMMIT_RETRIES_MAX + 1):
-            try:
-                call()
-                return
-            except KafkaException as exception:
-                error = exception.args[0]
-                if not error.retriable() or attempt == COMMIT_RETRIES_MAX:
-                    raise
-                log.warning(
-                    "%s: %s: retriable error (attempt %d): %s",
-                    self.agent.name,
-                    what,
-                    attempt,
-                    error,
-                )
+        metadata = self.consumer.consumer_group_metadata() if positions else None
+        if self.txn.commit(positions, metadata):
+            return True
+        self._rewind()
+        return False
 
     def _rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset; reset the agent."""
+        """Seek every assigned partition back to its committed offset; reset the agent.
+        While the broker is away this fails: it is tried again until it works or the stall
+        watchdog ends the process."""
         self.metrics.aborts.inc()
+        while True:
+            try:
+                self._seek_committed()
+                self.agent.reset()
+                return
+            except (KafkaException, TimeoutError) as error:
+                log.warning("%s: rewind failed, trying again: %s", self.agent.name, error)
+                time.sleep(REWIND_PAUSE_S)
+
+    def _seek_committed(self) -> None:
         assignment = self.consumer.assignment()
+        if not assignment:
+            return
         committed = self.consumer.committed(assignment, timeout=self.config.commit_timeout_s)
         for tp in committed:
             pair = (self._unprefix.get(tp.topic, tp.topic), tp.partition)
             offset = tp.offset if tp.offset >= 0 else self._starts.get(pair, OFFSET_BEGINNING)
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        self.agent.reset()
+
+
+class _Redo(Exception):
+    """Abort the batch and redo it: an input was found that must be dead-lettered instead."""
 
 
 def run_agent(agent: Agent, settings: Settings, config: AgentConfig | None = None) -> int:

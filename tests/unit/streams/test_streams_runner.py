@@ -69,16 +69,37 @@ class FakeConsumer:
     def seek(self, tp: TopicPartition) -> None:
         self.seeks.append(tp)
 
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return []
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
 
 class FakeProducer:
     def __init__(self) -> None:
         self.produced: list[tuple[str, bytes | None]] = []
         self.failing_topic = ""
+        self.too_large = b""
+        self.transactions: list[str] = []
 
     def produce(self, topic: str, value: bytes, key: bytes | None, **kwargs: Any) -> None:
         if topic == self.failing_topic:
             raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, "queue full"))
+        if self.too_large and value == self.too_large:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
         self.produced.append((topic, key))
+
+    def begin_transaction(self) -> None:
+        self.transactions.append("begin")
+        self.produced = []
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.transactions.append("commit")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.transactions.append("abort")
+        self.produced = []
 
 
 class FakeAgent:
@@ -151,6 +172,23 @@ def test_a_produce_failure_propagates_and_dead_letters_nothing(runner: AgentRunn
     producer.failing_topic = ""
     assert runner._handle(command_message(runner, 0, 3)) == 2
     assert [topic for topic, _ in producer.produced] == [runner.settings.topic("orders.events")] * 2
+
+
+def test_an_output_too_large_dead_letters_its_input_after_a_redo(runner: AgentRunner) -> None:
+    producer: FakeProducer = runner.producer
+    agent: FakeAgent = runner.agent
+    producer.too_large = b"report 2"
+    runner._process([command_message(runner, 0, 3)])
+    assert producer.transactions == ["begin", "abort"]
+    assert agent.resets == 1, "the agent's state is rebuilt to the committed offsets"
+    # The redo meets the record again: dead-lettered, not handled, and the batch commits.
+    runner._process([command_message(runner, 0, 3)])
+    assert producer.transactions == ["begin", "abort", "begin", "commit"]
+    assert producer.produced == [(runner.settings.topic("orders.requests.dlq"), b"ACC1")]
+    # After it, records are handled as usual.
+    producer.too_large = b""
+    runner._process([command_message(runner, 0, 4)])
+    assert [t for t, _ in producer.produced] == [runner.settings.topic("orders.events")] * 2
 
 
 def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: AgentRunner) -> None:
