@@ -2,13 +2,14 @@
 
 Connections come from the environment (`sampan.config`); the OCG-C gateway, CompIDs and
 limits from the flags below. SIGTERM or SIGINT finishes the current batch, logs out of HKEX
-and exits 0; an aborted transaction or a lost fence exits 1 (a restart recovers).
+and exits 0; an aborted transaction is rewound and redone in the process; a lost fence or a
+fatal Kafka error exits 1, a router that commits nothing for `--stall-s` with work waiting
+exits 70 (`streams.liveness`); a restart recovers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument_group("process")
     p.add_argument("--instance-id", default="0", help="transactional id suffix")
     p.add_argument("--batch-max", type=int, default=500, help="records per transaction")
+    p.add_argument(
+        "--stall-s",
+        type=float,
+        default=120.0,
+        help="exit (status 70) after this long with work waiting and nothing committed",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -79,6 +86,7 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         ),
         instance_id=args.instance_id,
         batch_size_max=args.batch_max,
+        stall_timeout_s=args.stall_s,
     )
 
 
@@ -86,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    return asyncio.run(serve(settings(), config_from(args)))
+    return serve(settings(), config_from(args))
 
 
 def register(subparsers: Any) -> None:

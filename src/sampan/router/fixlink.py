@@ -25,6 +25,9 @@ for the old one is never replayed to the new exchange), and queues `EXCHANGE_RES
 number 0) for the core, which ends every order it held at HKEX: the exchange no longer knows
 them.
 
+`LinkThread` runs the link on its own event loop in a thread, for the router's processing loop
+(the streams runtime) on the main thread.
+
 Limits: losing the state directory makes the gateway refuse our Logon (MsgSeqNum too low)
 until its trading day ends; no day rollover while running.
 """
@@ -32,12 +35,16 @@ until its trading day ends; no day rollover while running.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from sampan.fix.codec import TAG_TEXT, FieldError, FixMessage
 from sampan.fix.messages import TAG_CL_ORD_ID
@@ -61,6 +68,9 @@ CONNECT_TIMEOUT_S = 5.0
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 5.0
 LOGOUT_TIMEOUT_S = 5.0
+CALL_TIMEOUT_S = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +253,82 @@ class FixLink:
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+class LinkThread:
+    """A `FixLink` on its own event loop in a daemon thread, for a caller on another thread
+    (the router's processing loop). Every call into the link runs on the link's loop, so it
+    sees the session between two messages, never in the middle of one; every wait is bounded.
+
+    `drain()` returns the queued inbound messages together with the session's next inbound
+    MsgSeqNum taken at the same instant, so a number committed with them never skips one.
+    `failure` holds what ended the session loop, if anything did (the caller stops)."""
+
+    def __init__(self, config: LinkConfig, day: date, next_inbound_seq: int) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.link = FixLink(config, day, next_inbound_seq)
+        self.failure: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="ocg-link", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(CALL_TIMEOUT_S):
+            raise TimeoutError(f"the OCG-C link's loop did not start within {CALL_TIMEOUT_S} s")
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as error:  # handed to the caller's thread through `failure`
+            self.failure = error
+            log.error("router: the OCG-C link stopped: %r", error)
+        finally:
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        self._ready.set()
+        await self.link.run(self._stop)
+
+    @property
+    def has_inbound(self) -> bool:
+        return bool(self.link._inbound)  # a hint read across threads; `drain` is exact
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """Run `fn` on the link's loop; its result, within `CALL_TIMEOUT_S`."""
+
+        async def run() -> T:
+            return fn()
+
+        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        try:
+            return future.result(CALL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the OCG-C link did not {what} within {CALL_TIMEOUT_S} s") from None
+
+    def drain(self) -> tuple[list[tuple[int, FixMessage]], int]:
+        return self.call(
+            lambda: (self.link.drain(), self.link.store.next_target_seq_num), "hand over messages"
+        )
+
+    def send(self, messages: list[FixMessage]) -> None:
+        """Send (or number and store for the replay after the next logon) each message, in
+        order; returns once all of them are in the session's store."""
+
+        def send_all() -> None:
+            for msg in messages:
+                self.link.send(msg)
+
+        if messages:
+            self.call(send_all, "take messages to send")
+
+    def close(self) -> None:
+        """Log out and stop the loop; bounded by the link's own logout timeout."""
+        if self._thread.is_alive() and self._stop is not None:
+            stop = self._stop
+            self.loop.call_soon_threadsafe(stop.set)
+            self._thread.join(LOGOUT_TIMEOUT_S + CALL_TIMEOUT_S)
+        self.link.close()
