@@ -7,10 +7,12 @@ all risk needs). No consumer group, no commits: the whole table is read again on
 Guarantees: `catch_up` returns once every partition has reported its end (`read_to_end`:
 an end-of-partition event, never a pause), within `CATCH_UP_TIMEOUT_S`, else raises
 `TimeoutError` (the router exits non-zero rather than decide on partial tables); `poll`
-never blocks; undecodable records are logged and skipped; a reference record risk cannot use
-(`tables.BadReference`) is logged, removes its key (fail closed) and waits in `dead` for the
-service to write it to the topic's dead-letter topic in its next transaction (at most
-`DEAD_MAX`; the rest are only logged). Tables are re-read on every start, so such a record is
+never blocks; a reference record (`REFERENCE`) that cannot be decoded, or that risk cannot use
+(`tables.BadReference`), is logged, removes its key (fail closed: orders for that account or
+instrument are refused as unknown until a sound record replaces it) and waits in `dead` for
+the service to write it to the topic's dead-letter topic in its next transaction (at most
+`DEAD_MAX`; the rest are only logged); an undecodable record of another table is logged and
+skipped (its writer is a sampan process, whose own input is dead-lettered). Tables are re-read on every start, so such a record is
 dead-lettered again after each restart until a sound one replaces it.
 """
 
@@ -38,6 +40,7 @@ TABLES = {
     "ledger.balances": "AccountSnapshot",
     "md.trades": "TradeTick",
 }
+REFERENCE = ("reference.accounts", "reference.instruments")
 TRADES_TAIL = 1_000
 CATCH_UP_TIMEOUT_S = 120.0
 POLL_MAX = 1_000
@@ -108,16 +111,30 @@ class TableReader:
         try:
             tables.apply(topic, registry().decode(TABLES[topic], value))
         except SchemaError as error:
-            log.error("router tables: undecodable %s record skipped: %s", topic, error)
+            if topic not in REFERENCE:
+                log.error("router tables: undecodable %s record skipped: %s", topic, error)
+                return
+            log.error("router tables: undecodable %s record rejected: %s", topic, error)
+            _forget(tables, topic, message.key())
+            self._reject(message, topic, f"undecodable: {error}")
         except BadReference as error:
             log.error("router tables: %s record rejected: %s", topic, error)
-            if len(self.dead) < DEAD_MAX:
-                source = (message.topic(), message.partition(), message.offset())
-                key = message.key()
-                letter = dead_letter(
-                    dead_letter_of(topic), source, key, value, str(error), AGENT, time.time_ns()
-                )
-                self.dead.append(letter)
+            self._reject(message, topic, str(error))
+
+    def _reject(self, message: Any, topic: str, error: str) -> None:
+        if len(self.dead) >= DEAD_MAX:
+            return
+        source = (message.topic(), message.partition(), message.offset())
+        letter = dead_letter(
+            dead_letter_of(topic),
+            source,
+            message.key(),
+            message.value(),
+            error,
+            AGENT,
+            time.time_ns(),
+        )
+        self.dead.append(letter)
 
     def take_dead(self) -> list[Out]:
         dead, self.dead = self.dead, []
@@ -125,3 +142,13 @@ class TableReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _forget(tables: Tables, topic: str, key: bytes | None) -> None:
+    """Drop the table entry an undecodable reference record was meant to replace (its key:
+    the account, or the security as decimal text)."""
+    text = (key or b"").decode("utf-8", "replace")
+    if topic == "reference.accounts":
+        tables.accounts.pop(text, None)
+    elif text.isdigit():
+        tables.instruments.pop(int(text), None)
