@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -40,7 +39,7 @@ def _logging() -> None:
 
 
 def run_dropcopy(args: argparse.Namespace) -> int:
-    from sampan.dropcopy.client import ClientConfig, DropCopyClient
+    from sampan.dropcopy.client import ClientConfig, run
 
     _logging()
     current = settings()
@@ -52,15 +51,7 @@ def run_dropcopy(args: argparse.Namespace) -> int:
         heartbeat_interval_s=args.heartbeat_s,
         state_dir=args.state_dir or current.state_dir / "dropcopy",
     )
-
-    async def main() -> int:
-        client = DropCopyClient(config, current)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, client.stop)
-        return await client.run()
-
-    return asyncio.run(main())
+    return run(config, current)
 
 
 def run_recon(args: argparse.Namespace) -> int:

@@ -1,16 +1,20 @@
 """The drop-copy FIX client: log on to the gateway's drop copy, write every report to Kafka.
 
-The process: `DropCopyWriter.init` fences any previous instance; the last MsgSeqNum committed
-to `hkex.dropcopy` today for this CompID is read back from the topic; the session logs on with
-NextExpectedMsgSeqNum = that + 1, so the gateway replays whatever was received but not
-committed before a crash (or was sent while we were away). Each inbound ExecutionReport
-becomes a `DropCopyExecution` in a bounded queue; a writer task commits the queue in
-transactions. On every disconnect the client waits for the queue to commit, then reconnects
-with bounded exponential backoff and again asks for last committed + 1.
+The process runs on the streams runtime (`sampan.streams.runtime`) with the client as its agent:
+the runtime's `init_transactions` fences any previous instance; the last MsgSeqNum committed
+to `hkex.dropcopy` today for this CompID is read back from the topic (`started`); the FIX
+session, on its own event loop in a thread, logs on with NextExpectedMsgSeqNum = that + 1, so
+the gateway replays whatever was received but not committed before a crash (or was sent while
+we were away). Each inbound ExecutionReport becomes a `DropCopyExecution` in a bounded queue;
+each batch of the runtime takes up to `BATCH_MAX` of them (`end_batch`) into one transaction.
+After an abort (a broker restart) the batch goes back to the head of the queue and is written
+again (`reset`). On every disconnect the session waits for the queue to commit, then
+reconnects with bounded exponential backoff and again asks for last committed + 1.
 
-Guarantees: exactly once in `hkex.dropcopy` per execution report, across SIGKILL and restarts
-(see `writer`); the queue holds at most `QUEUE_MAX` records: past that the client logs out and
-recovers the overflow by resend after the queue drains; every wait has a timeout.
+Guarantees: exactly once in `hkex.dropcopy` per execution report, across SIGKILL, broker
+restarts and restarts (see `writer`); the queue holds at most `QUEUE_MAX` records: past that
+the client logs out and recovers the overflow by resend after the queue drains; every wait has
+a timeout; transaction calls have the runtime's deadlines, retries and stall watchdog.
 
 Limits: our own outbound sequence numbers (Logon, Heartbeat) persist in a FileSessionStore
 under the state directory; losing that directory makes the gateway refuse our Logon
@@ -24,17 +28,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sampan.config import Settings
 from sampan.dropcopy.records import to_record
 from sampan.dropcopy.writer import (
-    DropCopyWriter,
     Outbound,
     Unmappable,
+    encode_outbound,
     last_committed_seq,
     seq_num_of,
 )
@@ -44,16 +51,19 @@ from sampan.fix.session_types import SessionConfig, SessionRole
 from sampan.fix.store import FileSessionStore
 from sampan.fix.transport import SessionConnection, open_initiator
 from sampan.market.calendar import trading_day_iso
+from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
 
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 50_000
 BATCH_MAX = 1_000
-FLUSH_INTERVAL_S = 0.02
+DRAIN_POLL_S = 0.02
 BACKOFF_INITIAL_S = 0.2
 BACKOFF_MAX_S = 5.0
 CONNECT_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+POLL_TIMEOUT_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +77,28 @@ class ClientConfig:
 
 
 class DropCopyClient:
-    """One drop-copy session feeding `hkex.dropcopy`. `run()` until `stop()`."""
+    """One drop-copy session feeding `hkex.dropcopy`: a streams agent with no Kafka input."""
+
+    inputs: Mapping[str, str] = {}
 
     def __init__(self, config: ClientConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        self.name = f"dropcopy-{config.comp_id}"
         self.day = trading_day_iso(time.time_ns())
-        self.writer = DropCopyWriter(settings, config.comp_id)
         self.last_committed_seq = 0
         self.records_written = 0
+        self._lock = threading.Lock()  # guards the queue and the batch in flight
         self._queue: list[Outbound] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._in_flight: list[Outbound] = []
         self._overflow = False
         self._store: FileSessionStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    # ---- the Application callbacks (synchronous, on the event loop) ---------------------
+    # ---- the Application callbacks (synchronous, on the session's event loop) -----------
 
     def on_logon(self, conn: SessionConnection) -> None:
         log.info("drop copy %s logged on", self.config.comp_id)
@@ -103,10 +115,10 @@ class DropCopyClient:
             log.error("drop copy: unmappable report %s dead-lettered: %s", msg.msg_seq_num, exc)
             error = f"unmappable ExecutionReport: {type(exc).__name__}: {exc}"
             record = Unmappable(msg.msg_seq_num, encode(msg), error, time.time_ns())
-        self._queue.append(record)
-        self._idle.clear()
-        self._wake.set()
-        if len(self._queue) >= QUEUE_MAX:
+        with self._lock:
+            self._queue.append(record)
+            full = len(self._queue) >= QUEUE_MAX
+        if full:
             # Stop taking reports; after the queue commits, the next logon asks for the rest.
             self._overflow = True
             conn.logout("client queue full")
@@ -114,21 +126,95 @@ class DropCopyClient:
     def on_session_ended(self, conn: SessionConnection, reason: str, was_logged_on: bool) -> None:
         log.info("drop copy %s ended: %s", self.config.comp_id, reason)
 
-    # ---- the process -------------------------------------------------------------------
+    # ---- the streams agent (on the runtime's thread) ---------------------------------------
 
-    async def run(self) -> int:
-        await asyncio.to_thread(self.writer.init)
-        self.last_committed_seq = await asyncio.to_thread(
-            last_committed_seq, self.settings, self.config.comp_id, self.day
-        )
+    def started(self, consumer: Any) -> None:
+        """Transactions are initialised (any earlier instance fenced): find where Kafka stands,
+        then open the session on its own loop."""
+        self.last_committed_seq = last_committed_seq(self.settings, self.config.comp_id, self.day)
         log.info(
             "drop copy %s: last committed MsgSeqNum %d",
             self.config.comp_id,
             self.last_committed_seq,
         )
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._session_main, args=(ready,), name="dropcopy-session", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(STOP_TIMEOUT_S):
+            raise TimeoutError(f"the drop-copy session did not start within {STOP_TIMEOUT_S} s")
+
+    def pending(self) -> bool:
+        if self.failure is not None:
+            raise RuntimeError("the drop-copy session stopped") from self.failure
+        with self._lock:
+            return bool(self._queue)
+
+    def handle(self, record: InRecord) -> Iterable[Output]:
+        raise AssertionError("the drop copy has no Kafka input")
+
+    def end_batch(self) -> Iterable[Output]:
+        with self._lock:
+            batch = self._queue[:BATCH_MAX]
+            del self._queue[:BATCH_MAX]
+            self._in_flight.extend(batch)
+        return [encode_outbound(self.settings, self.config.comp_id, item) for item in batch]
+
+    def committed(self) -> None:
+        # Under the lock: the session reconnects from last_committed_seq once nothing is in
+        # flight, so both must change together.
+        with self._lock:
+            batch, self._in_flight = self._in_flight, []
+            if batch:
+                self.last_committed_seq = max(self.last_committed_seq, seq_num_of(batch[-1]))
+                self.records_written += len(batch)
+
+    def reset(self) -> None:
+        """After an abort: the batch goes back to the head of the queue, to be written again."""
+        with self._lock:
+            self._queue[:0] = self._in_flight
+            self._in_flight = []
+
+    def stopping(self) -> Iterable[Output]:
+        """On a clean stop: write what is queued."""
+        return self.end_batch()
+
+    def assigned(self, partitions: Sequence[tuple[str, int]], consumer: Any) -> None:
+        return None
+
+    def revoked(self, partitions: Sequence[tuple[str, int]]) -> None:
+        return None
+
+    def close(self) -> None:
+        """Log out and stop the session's loop (bounded)."""
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(STOP_TIMEOUT_S)
+
+    def _committed_all(self) -> bool:
+        with self._lock:
+            return not self._queue and not self._in_flight
+
+    # ---- the session (on its own event loop) ------------------------------------------------
+
+    def _session_main(self, ready: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._session(ready))
+        except BaseException as error:  # handed to the runtime's thread through `failure`
+            self.failure = error
+            log.error("drop copy: the session loop stopped: %r", error)
+        finally:
+            self._loop.close()
+
+    async def _session(self, ready: threading.Event) -> None:
+        self._stop = asyncio.Event()
         self._store = FileSessionStore(
             self.config.state_dir, self.config.comp_id, date.fromisoformat(self.day)
         )
+        ready.set()
         session = Session(
             SessionConfig(
                 SessionRole.INITIATOR,
@@ -139,18 +225,14 @@ class DropCopyClient:
             ),
             self._store,
         )
-        writer_task = asyncio.create_task(self._write_loop())
         try:
             await self._connect_loop(session)
         finally:
-            self._stop.set()
-            self._wake.set()
-            await asyncio.wait_for(writer_task, DRAIN_TIMEOUT_S)
             self._store.close()
-        return 0
 
     async def _connect_loop(self, session: Session) -> None:
         backoff_s = BACKOFF_INITIAL_S
+        assert self._stop is not None
         while not self._stop.is_set():
             await self._drained()
             assert self._store is not None
@@ -182,36 +264,22 @@ class DropCopyClient:
             backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
 
     async def _sleep(self, seconds: float) -> None:
+        assert self._stop is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _drained(self) -> None:
-        if self._queue:
-            self._wake.set()
-            await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT_S)
+        """Wait until everything received has been committed (the runtime writes it)."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while not self._committed_all():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the drop copy's queue was not committed within {DRAIN_TIMEOUT_S} s"
+                )
+            await asyncio.sleep(DRAIN_POLL_S)
 
-    async def _write_loop(self) -> None:
-        try:
-            await self._write_batches()
-        except BaseException:
-            # Without a writer nothing can be committed: stop, and let the restart recover.
-            log.exception("drop copy writer failed")
-            self._stop.set()
-            raise
 
-    async def _write_batches(self) -> None:
-        while True:
-            if not self._queue:
-                self._idle.set()
-                if self._stop.is_set():
-                    return
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S * 50)
-                # Woken by new records or by stop: look at the queue again either way.
-                continue
-            batch = self._queue[:BATCH_MAX]
-            await asyncio.to_thread(self.writer.write, batch)
-            del self._queue[: len(batch)]
-            self.last_committed_seq = max(self.last_committed_seq, seq_num_of(batch[-1]))
-            self.records_written += len(batch)
+def run(config: ClientConfig, settings: Settings, agent: AgentConfig | None = None) -> int:
+    """Run the drop copy until SIGTERM/SIGINT; the exit status."""
+    agent_config = agent or AgentConfig(poll_timeout_s=POLL_TIMEOUT_S)
+    return AgentRunner(DropCopyClient(config, settings), settings, agent_config).run()
