@@ -12,9 +12,12 @@ Guarantees:
 - Every wait is bounded (`ready_timeout_s` per process, `stop_timeout_s` for the whole stop)
   and a timeout names the process, what it waited for, and ends with the tail of its log.
 - A process that exits while it is awaited, or that is found dead by `check`, raises
-  `VenueError` with its exit status and the tail of its log.
-- `restart_dead` restarts a process that died, with the same spec, reports the death and the
-  restart, and gives up loudly after a bounded number of restarts.
+  `VenueError` with its exit status and the tail of its log. So does a process whose liveness
+  file (`streams.liveness`: touched while its loop commits or is caught up) has gone stale:
+  `check` first SIGKILLs it, since a hung process would otherwise never exit.
+- `restart_dead` restarts a process that died (or was hung, and is killed first), with the
+  same spec, reports the death and the restart, and gives up loudly after a bounded number of
+  restarts.
 - `stop` (and leaving the `with` block, on any exception including KeyboardInterrupt) never
   leaves a process it started running: SIGKILL follows SIGTERM after `stop_timeout_s`.
   A process is only ever signalled by its own pid (never by name or process group).
@@ -42,12 +45,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from sampan.config import settings
 from sampan.errors import SampanError
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import ExecutionReport, NewOrderSingle, OrdType
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.fix.transport import SessionConnection
+from sampan.streams.liveness import is_alive, liveness_path
 
 POLL_S = 0.1
 LOG_TAIL_BYTES = 3_000
@@ -56,6 +61,7 @@ LOG_TAIL_BYTES = 3_000
 READY_TIMEOUT_S_DEFAULT = 60.0
 STOP_TIMEOUT_S_DEFAULT = 15.0
 KILL_WAIT_S = 5.0
+STALL_S_DEFAULT = 120.0
 
 
 class VenueError(SampanError):
@@ -72,6 +78,8 @@ class ProcessSpec:
     ready_port: int | None = None  # and this 127.0.0.1 TCP port must accept a connection
     ready_timeout_s: float = READY_TIMEOUT_S_DEFAULT
     env: Mapping[str, str] = field(default_factory=dict)
+    liveness_file: Path | None = None  # `streams.liveness`: stale means hung
+    stall_s: float = STALL_S_DEFAULT  # the process's own stall bound (its --stall-s)
 
     def __post_init__(self) -> None:
         assert self.name and self.command, "a process has a name and a command"
@@ -139,6 +147,16 @@ class Managed:
             if not all(marker in text for marker in self.spec.ready_log):
                 return False
         return self.spec.ready_port is None or _port_open(self.spec.ready_port)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(KILL_WAIT_S)
+
+    def hung(self) -> bool:
+        path = self.spec.liveness_file
+        return path is not None and not is_alive(path, self.spec.stall_s)
 
     def died(self) -> VenueError:
         return VenueError(
@@ -212,8 +230,16 @@ class Supervisor:
         return " and ".join(parts) or "nothing"
 
     def check(self) -> None:
-        """Raise `VenueError` for the first process that is no longer running."""
+        """Raise `VenueError` for the first process that is no longer running, or that is hung
+        (its liveness file is stale): that one is SIGKILLed first."""
         for managed in self.processes.values():
+            if managed.alive() and managed.hung():
+                managed.kill()
+                raise VenueError(
+                    f"{managed.spec.name} (pid {managed.pid}) was hung (liveness file "
+                    f"{managed.spec.liveness_file} not touched for over {managed.spec.stall_s:.0f}"
+                    f" s) and was killed; log {managed.log_path}, last lines:\n{managed.tail()}"
+                )
             if not managed.alive():
                 raise managed.died()
 
@@ -225,6 +251,9 @@ class Supervisor:
         `VenueError` with its status and log tail, so a crash loop stops the venue loudly."""
         restarted: list[str] = []
         for name, managed in list(self.processes.items()):
+            if managed.alive() and managed.hung():
+                report(f"{name} (pid {managed.pid}) is hung (stale liveness file): killing it")
+                managed.kill()
             if managed.alive():
                 continue
             report(
@@ -337,6 +366,7 @@ class VenueOptions:
 def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
     """The whole venue: hkex-sim first (everything else connects to it), then the rest."""
     p, d = ports, options.state_dir
+    current = settings()  # the processes inherit this environment (state dir, topic prefix)
     firms = ["--firm", "SAMPAN:SAMPANDC:0"]
     for spec in options.extra_firms:
         firms += ["--firm", spec]
@@ -361,6 +391,7 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
             sampan_command("matcher", "--batch-size", "200"),
             ready_log=("matcher: partition",),
             ready_timeout_s=45.0,
+            liveness_file=liveness_path(current, "sampan-matcher"),
         ),
         ProcessSpec(
             "router",
@@ -371,6 +402,7 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
             ),
             ready_log=("logged on", "open orders restored"),
             ready_timeout_s=45.0,
+            liveness_file=liveness_path(current, "sampan-router"),
         ),
         ProcessSpec(
             "ledger-sink",
@@ -386,6 +418,7 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
                 *("--state-dir", str(d / "dropcopy")),
             ),
             ready_log=("logged on",),
+            liveness_file=liveness_path(current, "dropcopy-SAMPANDC"),
         ),
         ProcessSpec(
             "recon",
