@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stall-s",
         type=float,
-        default=120.0,
+        default=300.0,
         help="exit (status 70) after this long with work waiting and nothing committed",
     )
     p.add_argument("--log-level", default="INFO")

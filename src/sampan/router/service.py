@@ -79,7 +79,7 @@ class RouterConfig:
     commit_timeout_s: float = 30.0
     init_timeout_s: float = 60.0
     poll_timeout_s: float = POLL_TIMEOUT_S
-    stall_timeout_s: float = 120.0
+    stall_timeout_s: float = 300.0
 
     def agent_config(self) -> AgentConfig:
         return AgentConfig(

@@ -15,9 +15,11 @@ Guarantees, for an agent whose handler is a pure function of its state and input
   runner (the open transaction is fenced by the restarted instance or aborted by the broker);
 - every transaction call has a deadline the process enforces itself, and a retriable error is
   retried in one place (`streams.txn`); a broker restart costs an abort and a rewind, not the
-  process. A loop that has input waiting and commits nothing for `stall_timeout_s` logs
-  CRITICAL and exits with `liveness.EXIT_STALLED`; while it is healthy it touches a liveness
-  file (`liveness.liveness_path`) that a supervisor watches;
+  process; a producer fenced by the broker's own abort of a timed-out transaction (the broker
+  was away longer than the transaction timeout) is replaced by a new one that takes the
+  transactional id over. A loop that has input waiting and commits nothing for
+  `stall_timeout_s` logs CRITICAL and exits with `liveness.EXIT_STALLED`; while it is healthy
+  it touches a liveness file (`liveness.liveness_path`) that a supervisor watches;
 - a record polled before a rebalance that ran during the same fetch is dropped, never handled:
   its partition may have moved, or been rebuilt to the committed offset, from which the
   consumer fetches it again;
@@ -32,6 +34,7 @@ runs on the polling thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -64,6 +67,18 @@ log = logging.getLogger(__name__)
 # fault): its input is dead-lettered.
 RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 REWIND_PAUSE_S = 1.0
+# Fatal producer errors that mean "fenced": after a broker restart, our own producer (see
+# `AgentRunner._renew_producer`).
+FENCED_ERRORS = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+    }
+)
+PRODUCER_RENEWALS_MAX = 3
+PRODUCER_RENEWAL_WINDOW_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +161,9 @@ class AgentConfig:
     max_batches: int | None = None  # for tests and benchmarks: stop after this many batches
     idle_exit_s: float | None = None  # for tests: stop after this long without input
     # With input waiting and no commit for this long, the process logs CRITICAL and exits
-    # (`liveness.EXIT_STALLED`); it must outlast a partition's rebuild on assignment.
-    stall_timeout_s: float = 120.0
+    # (`liveness.EXIT_STALLED`); it must outlast a partition's rebuild on assignment and a
+    # broker's restart. The group drops a member that stalls past max.poll.interval.ms anyway.
+    stall_timeout_s: float = 300.0
     liveness_file: bool = True  # touch `liveness.liveness_path(...)` while healthy
     extra_consumer: dict[str, object] = field(default_factory=dict)
     extra_producer: dict[str, object] = field(default_factory=dict)
@@ -208,6 +224,7 @@ class AgentRunner:
         self.txn = Transactions(self.producer, agent.name, self.liveness, config.commit_timeout_s)
         # Inputs found to make an output the client refuses: dead-lettered when met again.
         self._poison: dict[tuple[str, int, int], str] = {}
+        self._renewals: list[float] = []  # when the producer was renewed (monotonic)
         self.batches = 0
         # Bumped by every assign and revoke, so `_next_batch` sees a rebalance that ran inside
         # one of its calls.
@@ -267,7 +284,10 @@ class AgentRunner:
                 self._final_transaction()
         finally:
             self.consumer.close()
-            self.producer.flush(self.config.commit_timeout_s)
+            try:
+                self.producer.flush(self.config.commit_timeout_s)
+            except KafkaException as error:  # already failing: say so, let the cause propagate
+                log.error("%s: flushing the producer: %s", self.agent.name, error)
             self._hook("close")
             self.liveness.close()
         return 0
@@ -288,7 +308,43 @@ class AgentRunner:
                     break
                 continue
             idle_since = time.monotonic()
-            self._process(messages)
+            try:
+                self._process(messages)
+            except KafkaException as exception:
+                if not self._renewable(exception):
+                    raise
+                self._renew_producer(exception)
+
+    def _renewable(self, exception: KafkaException) -> bool:
+        """A fenced producer, at most PRODUCER_RENEWALS_MAX times per window: see
+        `_renew_producer`. More often than that, another live instance is fencing us."""
+        error = exception.args[0] if exception.args else None
+        if not isinstance(error, KafkaError) or error.code() not in FENCED_ERRORS:
+            return False
+        now = time.monotonic()
+        self._renewals = [t for t in self._renewals if now - t < PRODUCER_RENEWAL_WINDOW_S]
+        return len(self._renewals) < PRODUCER_RENEWALS_MAX
+
+    def _renew_producer(self, exception: KafkaException) -> None:
+        """A broker that was away longer than `transaction.timeout.ms` aborts our open
+        transaction when it comes back and bumps the producer epoch; librdkafka then reports
+        our producer as fenced (fatal) although no other instance exists. Take the
+        transactional id over with a new producer (`init_transactions` fences the old one),
+        rewind and go on: the process is not fenced out by its own earlier self."""
+        self._renewals.append(time.monotonic())
+        log.error(
+            "%s: the producer was fenced (%s); taking the transactional id over with a new "
+            "producer (a broker that was away aborts a transaction past its timeout)",
+            self.agent.name,
+            exception.args[0],
+        )
+        old = self.producer
+        with contextlib.suppress(KafkaException, TimeoutError):
+            self.liveness.bounded("purge", old.purge, self.config.commit_timeout_s)
+        self.producer = Producer(producer_config(self.settings, self.group, self.config))
+        self.txn.producer = self.producer
+        self.txn.init(self.config.stall_timeout_s)
+        self._rewind()
 
     def _hook(self, name: str, *args: Any) -> Any:
         hook = getattr(self.agent, name, None)

@@ -101,6 +101,15 @@ class FakeProducer:
         self.transactions.append("abort")
         self.produced = []
 
+    def init_transactions(self, timeout: float) -> None:
+        self.transactions.append("init")
+
+    def purge(self) -> None:
+        self.transactions.append("purge")
+
+    def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
+        return None
+
 
 class FakeAgent:
     name = "fake"
@@ -189,6 +198,35 @@ def test_an_output_too_large_dead_letters_its_input_after_a_redo(runner: AgentRu
     producer.too_large = b""
     runner._process([command_message(runner, 0, 4)])
     assert [t for t, _ in producer.produced] == [runner.settings.topic("orders.events")] * 2
+
+
+def test_a_fenced_producer_is_renewed_a_bounded_number_of_times(
+    runner: AgentRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker back from an outage longer than the transaction timeout aborts our transaction
+    and fences our producer: a new producer takes the transactional id over and the batch is
+    redone. Fenced again and again within the window: someone else holds the id; stop."""
+    agent: FakeAgent = runner.agent
+    fenced = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    class Fenced(FakeProducer):
+        def commit_transaction(self, timeout: float) -> None:
+            raise fenced
+
+    monkeypatch.setattr(runtime, "Producer", lambda config: Fenced())
+    runner.producer = runner.txn.producer = Fenced()
+    for renewal in range(1, runtime.PRODUCER_RENEWALS_MAX + 1):
+        first = runner.producer
+        with pytest.raises(KafkaException):
+            runner._process([command_message(runner, 0, 3)])
+        runner._renew_producer(fenced)
+        assert runner.producer is not first and runner.txn.producer is runner.producer
+        assert runner.producer.transactions == ["init"]
+        assert agent.resets == renewal
+    assert not runner._renewable(fenced), "fenced too often: another instance holds the id"
+    other = KafkaException(KafkaError(KafkaError._STATE, "other fatal", fatal=True))
+    runner._renewals = []
+    assert runner._renewable(fenced) and not runner._renewable(other)
 
 
 def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: AgentRunner) -> None:
