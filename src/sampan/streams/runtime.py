@@ -221,7 +221,13 @@ class AgentRunner:
         self.liveness = Liveness(
             agent.name, config.stall_timeout_s, path if config.liveness_file else None
         )
-        self.txn = Transactions(self.producer, agent.name, self.liveness, config.commit_timeout_s)
+        self.txn = Transactions(
+            self.producer,
+            agent.name,
+            self.liveness,
+            config.commit_timeout_s,
+            retry_for_s=config.stall_timeout_s,
+        )
         # Inputs found to make an output the client refuses: dead-lettered when met again.
         self._poison: dict[tuple[str, int, int], str] = {}
         self._renewals: list[float] = []  # when the producer was renewed (monotonic)

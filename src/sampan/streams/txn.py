@@ -6,9 +6,11 @@ retriable error retried, every abortable error aborted.
   not return within the call's timeout plus a grace, the process logs CRITICAL and exits
   (`liveness.EXIT_STALLED`) for its supervisor to restart it.
 - A call that fails with a retriable error is repeated on its own (the library's contract:
-  repeat the call that failed, not the ones before it), at most `RETRIES_MAX` times;
-  `init_transactions` is repeated until `init_timeout_s` has passed (a restarted instance may
-  meet the coordinator still aborting its predecessor's transaction, or a broker coming back).
+  repeat the call that failed, not the ones before it) until `retry_for_s` has passed since
+  its first failure (a broker restarting can take a minute or more to answer again; each try
+  waits up to the call's timeout, and `RETRY_PAUSE_S` between tries); `init_transactions` is
+  repeated until `init_timeout_s` has passed (a restarted instance may meet the coordinator
+  still aborting its predecessor's transaction, or a broker coming back).
 - `commit` returns False after an error that requires an abort: the transaction has been
   aborted (itself retried when retriable) and the caller rewinds its input and state.
 - Anything else (a fatal error such as being fenced by a newer instance) raises
@@ -29,7 +31,8 @@ from sampan.streams.liveness import Liveness
 
 log = logging.getLogger(__name__)
 
-RETRIES_MAX = 5
+RETRY_FOR_S = 300.0
+RETRY_PAUSE_S = 0.5
 INIT_RETRY_PAUSE_S = 1.0
 
 T = TypeVar("T")
@@ -49,12 +52,18 @@ class Transactions:
     """Drives `producer`'s transactions for the agent `name`; calls are bounded by `liveness`."""
 
     def __init__(
-        self, producer: Any, name: str, liveness: Liveness, timeout_s: float = 30.0
+        self,
+        producer: Any,
+        name: str,
+        liveness: Liveness,
+        timeout_s: float = 30.0,
+        retry_for_s: float = RETRY_FOR_S,
     ) -> None:
         self.producer = producer
         self.name = name
         self.liveness = liveness
         self.timeout_s = timeout_s
+        self.retry_for_s = retry_for_s
         self.retries = 0  # retriable errors met (for tests and metrics)
         self.aborts = 0
 
@@ -110,19 +119,24 @@ class Transactions:
         self._retrying("abort_transaction", lambda: self.producer.abort_transaction(timeout_s))
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(1, RETRIES_MAX + 1):
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return self.liveness.bounded(what, call, self.timeout_s)
             except KafkaException as error:
-                if not retriable(error) or attempt == RETRIES_MAX:
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                if not retriable(error) or now - first_failure >= self.retry_for_s:
                     raise
                 self.retries += 1
                 log.warning(
-                    "%s: %s: retriable error (attempt %d of %d): %s",
+                    "%s: %s: retriable error (attempt %d, retrying for %.0f s more): %s",
                     self.name,
                     what,
                     attempt,
-                    RETRIES_MAX,
+                    self.retry_for_s - (now - first_failure),
                     error,
                 )
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                time.sleep(RETRY_PAUSE_S)
