@@ -111,7 +111,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("matcher", "router"),
-        ("ledger_sink", "recon", "analytics"),
+        ("ledger_sink", "recon", "analytics", "router"),
     ),
     _topic(
         "md.depth",

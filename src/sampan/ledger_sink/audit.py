@@ -11,7 +11,10 @@ verify checks, inside one repeatable-read snapshot of the ledger:
   6. every transfer belongs to a posted fill (or, on a cash leg, to a cash movement) and
      names a known leg, and no entry has two transfers on one leg (the journal has no unique
      index: the unique fill_ref or movement ref guards each entry, and its transfers are
-     written in the same transaction as its `fills` or `cash_movements` row).
+     written in the same transaction as its `fills` or `cash_movements` row);
+  7. every member account is within its limits: cash not below minus its credit line, and,
+     where it has a cut-loss level, equity (cash plus holdings at the last prices, as in its
+     snapshot) not below it.
 
 rebuild replays into a scratch schema, with the live code paths, what the live ledger was
 built from, up to what the live ledger had applied (all read in one snapshot of it):
@@ -47,6 +50,7 @@ from sampan.ledger_sink.intake import SinkStats
 from sampan.ledger_sink.movements import post_movement
 from sampan.ledger_sink.rules import CASH_ASSET, LEG_SHARES, MOVEMENT_LEGS
 from sampan.ledger_sink.sink import LedgerSink, SinkOptions
+from sampan.ledger_sink.snapshot import AccountState, snapshot
 from sampan.ledger_sink.store import Conn, Source
 
 PROBLEMS_SHOWN_MAX = 10
@@ -135,6 +139,48 @@ _CHECKS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _limit_breaches(conn: Conn) -> list[str]:
+    """Member accounts beyond their limits (check 7), in account order."""
+    found: list[str] = []
+    for account, cash, credit in conn.execute(
+        "SELECT a.account, coalesce(b.balance, 0), a.credit_line_cents FROM accounts a "
+        "LEFT JOIN balances b ON b.account = a.account AND b.asset = %s "
+        "WHERE a.kind = 'member' AND coalesce(b.balance, 0) < -a.credit_line_cents "
+        "ORDER BY a.account LIMIT %s",
+        (CASH_ASSET, PROBLEMS_SHOWN_MAX),
+    ).fetchall():
+        found.append(
+            f"member account {account} has cash {cash} cents, beyond its credit line of "
+            f"{credit} cents"
+        )
+    rows = conn.execute(
+        "SELECT a.account, a.member, coalesce(b.balance, 0), a.credit_line_cents, "
+        "a.cut_loss_cents FROM accounts a "
+        "LEFT JOIN balances b ON b.account = a.account AND b.asset = %s "
+        "WHERE a.kind = 'member' AND a.cut_loss_cents <> 0 ORDER BY a.account",
+        (CASH_ASSET,),
+    ).fetchall()
+    holdings: dict[str, list[tuple[int, int]]] = {}
+    for account, security, qty in conn.execute(
+        "SELECT p.account, p.security, p.qty FROM positions p JOIN accounts a USING (account) "
+        "WHERE a.kind = 'member' AND a.cut_loss_cents <> 0 AND p.qty <> 0"
+    ).fetchall():
+        holdings.setdefault(str(account), []).append((int(security), int(qty)))
+    prices = {int(s): int(p) for s, p in conn.execute("SELECT security, price_e3 FROM last_prices")}
+    for account, member, cash, credit, cut_loss in rows:
+        state = AccountState(
+            str(account), str(member), int(cash), 0, int(credit), int(cut_loss),
+            tuple(holdings.get(str(account), ())),
+        )  # fmt: skip
+        snap = snapshot(state, prices, 0)
+        if snap.cut_loss_breached:
+            found.append(
+                f"member account {account} has equity {snap.equity_cents} cents, below its "
+                f"cut-loss level of {cut_loss} cents"
+            )
+    return found
+
+
 def verify(settings: Settings, schema: str, progress: Progress = print_progress) -> list[str]:
     db.require_migrated(settings, schema)
     problems: list[str] = []
@@ -144,6 +190,7 @@ def verify(settings: Settings, schema: str, progress: Progress = print_progress)
             "SELECT (SELECT count(*) FROM transfers), (SELECT count(*) FROM balances)"
         ).fetchone() or (0, 0)
         progress(f"verify {schema}: {transfers} transfers, {balances} balances")
+        checks = len(_CHECKS) + 1
         for number, (title, sql) in enumerate(_CHECKS, start=1):
             started = time.monotonic()
             params = {
@@ -152,12 +199,22 @@ def verify(settings: Settings, schema: str, progress: Progress = print_progress)
                 "movement_legs": list(MOVEMENT_LEGS),
             }
             found = [str(r[0]) for r in conn.execute(sql, params).fetchall()]
-            elapsed_s = time.monotonic() - started
-            status = "ok" if not found else f"{len(found)} problem(s)"
-            progress(f"  [{number}/{len(_CHECKS)}] {title}: {status} ({elapsed_s:.2f} s)")
+            _report(progress, number, checks, title, found, started)
             problems.extend(found[:PROBLEMS_SHOWN_MAX])
+        started = time.monotonic()
+        found = _limit_breaches(conn)
+        _report(progress, checks, checks, "member accounts within their limits", found, started)
+        problems.extend(found[:PROBLEMS_SHOWN_MAX])
         conn.rollback()
     return problems
+
+
+def _report(
+    progress: Progress, number: int, checks: int, title: str, found: list[str], started: float
+) -> None:
+    status = "ok" if not found else f"{len(found)} problem(s)"
+    elapsed_s = time.monotonic() - started
+    progress(f"  [{number}/{checks}] {title}: {status} ({elapsed_s:.2f} s)")
 
 
 # -- rebuild ------------------------------------------------------------------------------

@@ -27,8 +27,7 @@ from sampan.config import settings
 from sampan.errors import ConfigError
 from sampan.ledger_sink import db
 from sampan.ledger_sink.rules import ChargeRule, default_schedule
-
-DEFAULT_GROUP = "ledger_sink"
+from sampan.ledger_sink.store import DEFAULT_GROUP
 
 
 def _env_int(name: str, default: int) -> int:

@@ -47,7 +47,7 @@ from sampan.ledger_sink.cash import (
 )
 from sampan.ledger_sink.rules import CASH_ASSET
 from sampan.ledger_sink.snapshot import snapshot, to_record
-from sampan.ledger_sink.store import OPERATOR_MEMBER, Conn
+from sampan.ledger_sink.store import DEFAULT_GROUP, OPERATOR_MEMBER, Conn, Source
 from sampan.streams import profiles
 
 log = logging.getLogger(__name__)
@@ -193,13 +193,19 @@ def _account_member(conn: Conn, account: str, member: str | None) -> str:
     return known
 
 
-def publish_snapshots(settings: Settings, conn: Conn, accounts: Sequence[str]) -> int:
-    """Publish the current snapshot of `accounts` on ledger.balances; returns how many."""
+def publish_snapshots(
+    settings: Settings, conn: Conn, accounts: Sequence[str], group_id: str = DEFAULT_GROUP
+) -> int:
+    """Publish the current snapshot of `accounts` on ledger.balances, with the fills offsets
+    of the sink's group `group_id`; returns how many."""
     from confluent_kafka import Producer
 
     from sampan.schemas import registry
 
-    states, prices = reads.account_states(conn, list(accounts)[: reads.ACCOUNTS_PER_READ_MAX])
+    source = Source(group_id, settings.topic("fills"))
+    states, prices = reads.account_states(
+        conn, list(accounts)[: reads.ACCOUNTS_PER_READ_MAX], source
+    )
     producer = Producer(profiles.producer(settings))
     now_ns = time.time_ns()
     for state in states:

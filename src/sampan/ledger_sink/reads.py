@@ -17,11 +17,25 @@ ACCOUNTS_PER_READ_MAX = 5_000  # bounds the arrays sent in one query
 
 
 def account_states(
-    conn: Conn, accounts: Sequence[str]
+    conn: Conn, accounts: Sequence[str], source: Source
 ) -> tuple[list[AccountState], dict[int, int]]:
-    """The states of `accounts` (known ones only) and the last prices of what they hold."""
+    """The states of `accounts` (known ones only) and the last prices of what they hold, with
+    the offsets of `source` they include: all read in ONE repeatable-read snapshot, so the
+    offsets say exactly which fills the balances include."""
     assert len(accounts) <= ACCOUNTS_PER_READ_MAX
     names = list(accounts)
+    conn.commit()  # end any transaction: the isolation level is set before the first statement
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    offsets = tuple(
+        sorted(
+            (int(p), int(o))
+            for p, o in conn.execute(
+                "SELECT partition, next_offset FROM consumer_offsets "
+                "WHERE group_id = %s AND topic = %s",
+                (source.group_id, source.topic),
+            ).fetchall()
+        )
+    )
     limits = conn.execute(
         "SELECT account, member, credit_line_cents, cut_loss_cents FROM accounts "
         "WHERE account = ANY(%s) ORDER BY account",
@@ -61,6 +75,7 @@ def account_states(
             credit_line_cents=int(credit),
             cut_loss_cents=int(cut_loss),
             holdings=tuple(holdings.get(str(account), ())),
+            fills_offsets=offsets,
         )
         for account, member, credit, cut_loss in limits
     ]

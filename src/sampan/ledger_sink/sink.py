@@ -18,7 +18,9 @@ Guarantees:
 - dead letters (undecodable, invalid or conflicting fills) are acknowledged by Kafka before
   the batch commits: at least once, never lost.
 Snapshots on `ledger.balances` are published after each commit for the accounts the batch
-touched, for the accounts whose limits changed, and for every member account at start; a
+touched, for the accounts whose limits changed, and for every member account at start and
+every `SNAPSHOT_REFRESH_S`; each says which fills it includes (the committed `fills` offsets,
+read with the balances), so publishing one before the backlog is posted misleads nobody; a
 snapshot lost to a crash is replaced by the next one (the topic is compacted and a snapshot is
 the full state, not a delta).
 
@@ -61,7 +63,15 @@ from sampan.ledger_sink.intake import SinkStats, make_item
 from sampan.ledger_sink.limits import LimitsFollower
 from sampan.ledger_sink.rules import ChargeRule, default_schedule
 from sampan.ledger_sink.snapshot import snapshot, to_record
-from sampan.ledger_sink.store import BatchResult, Conn, Item, Rejected, Source, post_batch
+from sampan.ledger_sink.store import (
+    DEFAULT_GROUP,
+    BatchResult,
+    Conn,
+    Item,
+    Rejected,
+    Source,
+    post_batch,
+)
 from sampan.schemas import registry
 from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
@@ -80,6 +90,10 @@ CLOSE_TIMEOUT_S = 10.0
 # How long a batch may take beyond the reconnect deadline (`db_wait_max_s`): its dead letters'
 # delivery, then a couple of statements at their timeout.
 JOB_MARGIN_S = DELIVERY_TIMEOUT_S + 2 * db.STATEMENT_TIMEOUT_MS / 1000
+# Every member account's snapshot is published again this often (and at start), so that the
+# oldest snapshot's fills offsets, where the router starts reading `fills` after a restart,
+# stay recent (router/tables.py).
+SNAPSHOT_REFRESH_S = 300.0
 SESSION_TIMEOUT_MS = 10_000  # as the streams runtime's agents
 LIMITS_JOIN_TIMEOUT_S = 40.0  # the follower's poll, plus its dead letters' delivery timeout
 # A batch allocates tens of thousands of short-lived objects (records, fills, transfers), all
@@ -109,7 +123,7 @@ class SinkError(SampanError):
 @dataclass(frozen=True, slots=True)
 class SinkOptions:
     schema: str
-    group_id: str = "ledger_sink"
+    group_id: str = DEFAULT_GROUP
     batch_max: int = BATCH_MAX_DEFAULT
     poll_timeout_s: float = POLL_TIMEOUT_S
     db_wait_max_s: float = db.DB_WAIT_MAX_S
@@ -181,6 +195,7 @@ class LedgerSink:
         self._done: set[int] = set()
         self._delivery_errors: list[str] = []
         self._inflight: tuple[Future[bool], list[Item]] | None = None
+        self._refresh_at = time.monotonic() + SNAPSHOT_REFRESH_S  # run() publishes all first
         self._hung = False  # the worker overran `_job_timeout_s`: it may still use the connection
         self._producer = (
             Producer(profiles.producer(settings, linger_ms=5, **{"compression.type": "lz4"}))
@@ -326,12 +341,21 @@ class LedgerSink:
         if error is not None:
             self._delivery_errors.append(str(error))
 
+    def _refresh_due(self) -> bool:
+        return self._producer is not None and time.monotonic() >= self._refresh_at
+
     def _publish_snapshots(self) -> None:
+        if self._refresh_due():
+            self._refresh_at = time.monotonic() + SNAPSHOT_REFRESH_S
+            try:
+                self._pending_snapshots.update(reads.member_accounts(self._connection()))
+            except psycopg.Error as error:
+                log.warning("snapshot refresh postponed: %s", error)
         if self._producer is None or not self._take_requested():
             return
         accounts = sorted(self._pending_snapshots)[: reads.ACCOUNTS_PER_READ_MAX]
         try:
-            states, prices = reads.account_states(self._connection(), accounts)
+            states, prices = reads.account_states(self._connection(), accounts, self.source)
         except psycopg.Error as error:
             log.warning("snapshots postponed (%d accounts): %s", len(accounts), error)
             if self._conn is not None and db.is_connection_error(error):
@@ -524,7 +548,7 @@ class LedgerSink:
             if pending:
                 self._inflight = (pool.submit(self._job, pending), pending)
                 pending = []
-            elif self._pending_snapshots or self._requested:
+            elif self._pending_snapshots or self._requested or self._refresh_due():
                 self._inflight = (pool.submit(self._publish_snapshots_ok), [])
             if time.monotonic() - last_log >= PROGRESS_EVERY_S:
                 last_log = time.monotonic()

@@ -9,7 +9,11 @@ Where the inputs come from (the store reads them in one read-only transaction af
 - last prices: the `last_prices` table, the last fill price per security the ledger has
   posted (the newest venue time wins, so the value does not depend on partition order);
 - credit line and cut-loss level: the `accounts` table, set from `reference.accounts` by the
-  sink's limits follower (limits.py); zero for an account reference data never named.
+  sink's limits follower (limits.py); zero for an account reference data never named;
+- fills offsets: the sink's committed next offsets of `fills`, read in the same database
+  snapshot as the balances, so the snapshot says exactly which fills it includes (every fill
+  below them, none at or past them). The router subtracts from buying power only the fills a
+  snapshot does not include (router/tables.py).
 
 Definitions (all HK cents):
 - holdings value = sum over positions of qty * last price, each rounded half-even to the cent;
@@ -38,6 +42,7 @@ class AccountState:
     credit_line_cents: int
     cut_loss_cents: int
     holdings: tuple[tuple[int, int], ...]  # (security, qty), non-zero quantities
+    fills_offsets: tuple[tuple[int, int], ...] = ()  # (partition, next offset) of `fills`
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class AccountSnapshot:
     cut_loss_breached: bool
     positions: tuple[HeldPosition, ...]
     ts_ns: int
+    fills_offsets: tuple[tuple[int, int], ...] = ()
 
 
 def snapshot(state: AccountState, last_prices_e3: Mapping[int, int], ts_ns: int) -> AccountSnapshot:
@@ -91,6 +97,7 @@ def snapshot(state: AccountState, last_prices_e3: Mapping[int, int], ts_ns: int)
         cut_loss_breached=equity < state.cut_loss_cents,
         positions=positions,
         ts_ns=ts_ns,
+        fills_offsets=state.fills_offsets,
     )
 
 
@@ -117,4 +124,7 @@ def to_record(snap: AccountSnapshot) -> dict[str, Any]:
             for p in snap.positions
         ],
         "ts_ns": snap.ts_ns,
+        "fills_offsets": [
+            {"partition": p, "next_offset": o} for p, o in sorted(snap.fills_offsets)
+        ],
     }

@@ -79,6 +79,9 @@ class BatchResult:
     commit_ms: float
 
 
+DEFAULT_GROUP = "ledger_sink"  # the sink's consumer group (before SAMPAN_TOPIC_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     group_id: str

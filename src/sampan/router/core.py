@@ -49,7 +49,7 @@ way.
 Limits: AMEND is supported on the internal route only (HKEX and SMART amends are rejected as
 UNSUPPORTED); the hold of an amended order follows the matcher's REPLACED report. A rolled
 back input keeps the fills it already told `Tables.seen_fill` about (they overstate holds until
-the ledger's next snapshot, never understate them). A dead-lettered HKEX execution is missing
+their `fills` records are read, never understate them). A dead-lettered HKEX execution is missing
 from orders.events and fills until an operator replays it; reconciliation with the drop copy
 flags it. A request stamped in the first minute of a new day (a sender's clock may run a
 minute ahead) ends the previous day's ClOrdID memory for every account a minute early.
@@ -538,7 +538,8 @@ class RouterCore:
     def _seen(self, order: Order, last_px_e3: int, last_qty: int, ts_ns: int) -> None:
         buys = order.side is risk.Side.BUY
         cost = risk.hold_cents(last_px_e3, last_qty, self.config.risk) if buys else 0
-        fill = SeenFill(ts_ns, cost, order.security, 0 if buys else last_qty)
+        sold = 0 if buys else last_qty
+        fill = SeenFill(ts_ns, cost, order.security, sold, last_px_e3, last_qty)
         self.tables.seen_fill(order.account, fill)
 
     def _child_update(self, parent: Order, r: BookReport) -> None:

@@ -111,7 +111,7 @@ class RouterAgent:
         self.settings = settings
         self.config = config
         self.day = trading_day(time.time_ns())
-        self.tables = Tables()
+        self.tables = Tables(config.core.risk)
         self.core = RouterCore(config.core, self.tables)
         self.tables_in = TableReader(settings)
         self.link: LinkThread | None = None

@@ -2,7 +2,9 @@
 
 reference.accounts, reference.instruments and ledger.balances are compacted and read from the
 beginning; md.trades only from its last `TRADES_TAIL` records per partition (the last price is
-all risk needs). No consumer group, no commits: the whole table is read again on every start.
+all risk needs); `fills` from the offsets the oldest ledger snapshot includes, so that every
+fill some snapshot does not include yet is read (tables.py). No consumer group, no commits:
+the whole table is read again on every start.
 
 Guarantees: `catch_up` returns once every partition has reported its end (`read_to_end`:
 an end-of-partition event, never a pause), within `CATCH_UP_TIMEOUT_S`, else raises
@@ -39,6 +41,8 @@ TABLES = {
     "reference.instruments": "Instrument",
     "ledger.balances": "AccountSnapshot",
     "md.trades": "TradeTick",
+    # After ledger.balances: read from where the oldest snapshot stops (Tables.fills_start).
+    "fills": "Fill",
 }
 REFERENCE = ("reference.accounts", "reference.instruments")
 TRADES_TAIL = 1_000
@@ -70,7 +74,7 @@ class TableReader:
         follow: list[TopicPartition] = []
         for topic in TABLES:
             name = self.settings.topic(topic)
-            starts = self._starts(topic, name)
+            starts = self._starts(topic, name, tables)
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 raise TimeoutError(f"reading the router's tables took over {CATCH_UP_TIMEOUT_S} s")
@@ -83,7 +87,7 @@ class TableReader:
             follow.extend(TopicPartition(name, p, offset) for p, offset in nexts.items())
         self.consumer.assign(follow)
 
-    def _starts(self, topic: str, name: str) -> dict[int, int]:
+    def _starts(self, topic: str, name: str, tables: Tables) -> dict[int, int]:
         metadata = self.consumer.list_topics(name, timeout=30)
         if name not in metadata.topics or metadata.topics[name].error is not None:
             raise TimeoutError(f"table {name} does not exist or has no leader")
@@ -91,6 +95,9 @@ class TableReader:
         for p in metadata.topics[name].partitions:
             low, high = self.consumer.get_watermark_offsets(TopicPartition(name, p), timeout=30)
             starts[p] = max(low, high - TRADES_TAIL) if topic == "md.trades" else low
+        if topic == "fills":
+            oldest = tables.fills_start(starts)
+            starts = {p: max(low, oldest[p]) for p, low in starts.items()}
         return starts
 
     def poll(self, tables: Tables) -> int:
@@ -109,7 +116,11 @@ class TableReader:
         if value is None:
             return
         try:
-            tables.apply(topic, registry().decode(TABLES[topic], value))
+            decoded = registry().decode(TABLES[topic], value)
+            if topic == "fills":
+                tables.apply_fill(message.partition(), message.offset(), decoded)
+            else:
+                tables.apply(topic, decoded)
         except SchemaError as error:
             if topic not in REFERENCE:
                 log.error("router tables: undecodable %s record skipped: %s", topic, error)

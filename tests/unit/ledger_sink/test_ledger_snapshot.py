@@ -48,3 +48,14 @@ def test_snapshot_identities(cash: int, holds: int, line: int, held: list[tuple[
     assert snap.equity_cents == snap.portfolio_value_cents - snap.credit_line_used_cents
     assert snap.available_cash_cents == cash - holds + line
     assert snap.cut_loss_breached == (snap.equity_cents < 0)
+
+
+def test_snapshot_says_which_fills_it_includes() -> None:
+    state = AccountState("A", "M1", 0, 0, 0, 0, (), fills_offsets=((1, 40), (0, 7)))
+    record = to_record(snapshot(state, {}, ts_ns=1))
+    assert record["fills_offsets"] == [
+        {"partition": 0, "next_offset": 7},
+        {"partition": 1, "next_offset": 40},
+    ]
+    decoded = registry().decode("AccountSnapshot", registry().encode("AccountSnapshot", record))
+    assert decoded == record

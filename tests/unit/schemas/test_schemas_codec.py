@@ -143,3 +143,27 @@ def sample_tick() -> dict[str, object]:
         "aggressor": "BUY",
         "ts_ns": 1_700_000_000_000_000_000,
     }
+
+
+def test_an_account_snapshot_written_before_fills_offsets_includes_none() -> None:
+    import io
+
+    writer = load_schema(RELEASED_DIR / "v2" / "AccountSnapshot.avsc", "v2")
+    record = {
+        "account": "A",
+        "member": "M1",
+        "cash_cents": 1,
+        "available_cash_cents": 1,
+        "holdings_value_cents": 0,
+        "portfolio_value_cents": 1,
+        "equity_cents": 1,
+        "credit_line_used_cents": 0,
+        "cut_loss_equity_cents": 0,
+        "cut_loss_breached": False,
+        "positions": [],
+        "ts_ns": 1,
+    }
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, writer.parsed, record)
+    decoded = registry().decode("AccountSnapshot", writer.header + body.getvalue())
+    assert decoded == record | {"fills_offsets": []}
