@@ -23,9 +23,9 @@ from typing import Any
 
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
-from sampan.errors import SampanError
 from sampan.schemas import SchemaError, registry
-from sampan.streams import AgentConfig, InRecord, Output, profiles, run_agent
+from sampan.streams import AgentConfig, InRecord, Output, run_agent
+from sampan.tools.records import produce_commands
 
 READ_TIMEOUT_S = 60.0
 
@@ -83,43 +83,6 @@ class AckAgent:
 
     def reset(self) -> None:
         return None
-
-
-def order_command(run_id: str, n: int, account: str) -> dict[str, Any]:
-    return {
-        "command_id": f"{run_id}-{n}",
-        "kind": "NEW",
-        "account": account,
-        "member": "M" + account[-1],
-        "security": 700,
-        "cl_ord_id": f"{run_id}-{n}",
-        "orig_cl_ord_id": None,
-        "side": "BUY" if n % 2 == 0 else "SELL",
-        "ord_type": "LIMIT",
-        "time_in_force": "DAY",
-        "price_e3": 380_000 + (n % 10) * 200,
-        "qty": 100 * (1 + n % 5),
-        "route": "INTERNAL",
-        "batch_id": run_id,
-        "parent_id": None,
-        "user": "demo",
-        "ts_ns": time.time_ns(),
-    }
-
-
-def produce_commands(current: Settings, run_id: str, count: int) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer(profiles.producer(current, linger_ms=5))
-    topic = current.topic("orders.requests")
-    for n in range(count):
-        account = f"ACC{n % 4}"
-        value = registry().encode("OrderCommand", order_command(run_id, n, account))
-        producer.produce(topic, value, account.encode())
-        producer.poll(0)
-    remaining = producer.flush(30)
-    if remaining:
-        raise SampanError(f"{remaining} order commands not delivered within 30 s")
 
 
 def read_reports(

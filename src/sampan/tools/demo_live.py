@@ -241,7 +241,7 @@ def _ticks(rate: float, duration_s: float | None) -> Iterator[float]:
 def seed_venue(current: Settings, run_id: str) -> None:
     """Topics, ledger schema, instruments, the human and simulated accounts, their cash."""
     from sampan.ledger_sink import db
-    from sampan.tools.demo_venue import publish_records
+    from sampan.tools.records import publish_records
     from sampan.tools.seed import fund_seed, publish_seed
 
     result = topics_cli.apply(current)

@@ -12,7 +12,7 @@ import pytest
 
 from sampan.config import Settings
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
-from sampan.tools.demo import produce_commands
+from sampan.tools.records import produce_commands
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 from sampan.config import Settings
 from sampan.schemas import registry
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
-from sampan.tools.demo import order_command
+from sampan.tools.records import order_command
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 from sampan import topics_cli
 from sampan.config import Settings
 from sampan.schemas import registry
-from sampan.tools.demo import order_command, produce_commands
+from sampan.tools.records import order_command, produce_commands
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 
 from sampan.config import Settings
 from sampan.schemas import registry
-from sampan.tools.demo_venue import read_topic
+from sampan.tools.records import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from topic_namespace import new_prefix, topic_namespace
 
 from sampan.config import Settings, settings
 from sampan.ledger_sink import db
-from sampan.tools.demo_venue import publish_records
+from sampan.tools.records import publish_records
 from sampan.tools.seed import AccountSeed, account_record, fund_seed, publish_seed
 from sampan.tools.venue import (
     HkexFirm,

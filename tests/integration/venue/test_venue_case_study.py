@@ -28,7 +28,7 @@ from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.hkex_sim.ocg_admin import send_admin
 from sampan.ledger_sink import db, rules
-from sampan.tools.demo_venue import (
+from sampan.tools.records import (
     new_order,
     order_reports,
     publish_records,

@@ -127,3 +127,20 @@ def test_only_the_catalog_creates_topics() -> None:
         if "create_topics(" in path.read_text() or "NewTopic(" in path.read_text()
     ]
     assert creators == ["topics_cli.py"], f"topics created outside the catalog: {creators}"
+
+
+def test_tests_import_no_demo_code() -> None:
+    # Tests of the demo itself live under tests/*/tools; every other test builds and reads its
+    # records with `sampan.tools.records`, so changing the demo cannot change what they test.
+    tests = SRC.parent.parent / "tests"
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        if "tools" in path.relative_to(tests).parts[:2]:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "sampan.tools.demo"
+            ):
+                found.append(f"{path.relative_to(tests)}:{node.lineno} imports {node.module}")
+    assert not found, "tests import demo code:\n" + "\n".join(found)

@@ -12,7 +12,7 @@ from sampan.config import settings
 from sampan.schemas import registry
 from sampan.streams import runtime
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
-from sampan.tools.demo import order_command
+from sampan.tools.records import order_command
 
 INPUT = "orders.requests"
 
