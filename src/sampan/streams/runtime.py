@@ -67,14 +67,16 @@ log = logging.getLogger(__name__)
 # fault): its input is dead-lettered.
 RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 REWIND_PAUSE_S = 1.0
-# Fatal producer errors that mean "fenced": after a broker restart, our own producer (see
-# `AgentRunner._renew_producer`).
+# Fatal producer errors seen after a broker restart, caused by the broker's own abort of our
+# timed-out transaction, not by another instance (see `AgentRunner._renew_producer`): fenced,
+# or an abort refused as INVALID_TXN_STATE because the broker already aborted.
 FENCED_ERRORS = frozenset(
     {
         KafkaError._FENCED,
         KafkaError.PRODUCER_FENCED,
         KafkaError.INVALID_PRODUCER_EPOCH,
         KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError.INVALID_TXN_STATE,
     }
 )
 PRODUCER_RENEWALS_MAX = 3

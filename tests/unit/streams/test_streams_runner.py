@@ -225,8 +225,10 @@ def test_a_fenced_producer_is_renewed_a_bounded_number_of_times(
         assert agent.resets == renewal
     assert not runner._renewable(fenced), "fenced too often: another instance holds the id"
     other = KafkaException(KafkaError(KafkaError._STATE, "other fatal", fatal=True))
+    refused_abort = KafkaException(KafkaError(KafkaError.INVALID_TXN_STATE, "abort", fatal=True))
     runner._renewals = []
     assert runner._renewable(fenced) and not runner._renewable(other)
+    assert runner._renewable(refused_abort), "the broker had already aborted it"
 
 
 def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: AgentRunner) -> None:
