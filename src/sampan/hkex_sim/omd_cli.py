@@ -13,9 +13,11 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 
 from sampan.hkex_sim.market import LiquidityConfig, Market
 from sampan.hkex_sim.omd_lines import LINE_B_PAYLOAD_BYTES_DEFAULT, LineFaults
+from sampan.hkex_sim.omd_publisher import trade_id_base_at
 from sampan.hkex_sim.omd_server import OmdConfig, OmdSimulator
 from sampan.hkex_sim.rts import RtsLimits
 
@@ -86,6 +88,8 @@ def config_from_args(args: argparse.Namespace) -> OmdConfig:
         faults_b=faults("b", 1),
         rts_limits=RtsLimits(requests_per_day_max=args.omd_rts_requests_per_day),
         rts_users=frozenset(u for u in args.omd_rts_users.split(",") if u),
+        # A restart the same day must not reuse a TradeID (HKEX's are unique per day).
+        trade_id_base=trade_id_base_at(time.time_ns()),
     )
 
 

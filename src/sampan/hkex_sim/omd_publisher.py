@@ -7,7 +7,12 @@ Guarantees:
   one: the prices within 10 tick levels of the best, at most 10 a side
   (``Market.visible_depth``). Entries are computed by diffing the two views (``diff_side``).
 - Every trade becomes a Trade (50), followed by that security's Statistics (60) and
-  NominalPrice (40) after the command's book update.
+  NominalPrice (40) after the command's book update. Its TradeID is the market's per-security
+  trade number plus ``trade_id_base``: HKEX's TradeID never repeats for a security within a
+  day, so a simulator started again the same day passes ``trade_id_base_at(now)`` (the
+  seconds since Hong Kong midnight times ``TRADE_IDS_PER_S``) and its TradeIDs start above
+  every earlier run's, as long as no run made ``TRADE_IDS_PER_S`` trades a second in one
+  security.
 - ``flush`` numbers the messages produced since the last flush consecutively (the channel's
   sequence numbers), keeps their bytes in a ``MessageStore`` of the last
   ``STORE_MESSAGES_MAX`` messages for the retransmission server, and returns them for the
@@ -30,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sampan.hkex_sim.market import DepthLevel, ListedSecurity, Market, MarketUpdate
+from sampan.market.calendar import midnight_ns, trading_day
 from sampan.market.rules import SPREAD_TABLE_PART_A
 from sampan.omd.wire import (
     ACTION_CHANGE,
@@ -52,6 +58,7 @@ from sampan.omd.wire import (
 STORE_MESSAGES_MAX = 50_000  # §4.3: the retransmission server keeps the last 50,000
 PENDING_MESSAGES_MAX = 1_000_000
 CHANNEL_ID_DEFAULT = 1
+TRADE_IDS_PER_S = 10_000  # 86,400 s x 10,000 stays below the Uint32 TradeID's 2**32
 LISTING_DATE_UNKNOWN = 19_000_101  # §3.7.2 ListingDate: "Value is 19000101 for unknown"
 SESSION_CONTINUOUS = 2  # TradingSesStatus 2: open (continuous trading)
 SESSION_CLOSED = 3
@@ -137,6 +144,12 @@ def security_definition(listed: ListedSecurity) -> SecurityDefinition:
     )
 
 
+def trade_id_base_at(now_ns: int) -> int:
+    """The first TradeID offset for a simulator started at ``now_ns`` (see the module doc)."""
+    since_midnight_s = (now_ns - midnight_ns(trading_day(now_ns))) // 1_000_000_000
+    return since_midnight_s * TRADE_IDS_PER_S
+
+
 class MessageStore:
     """The last ``capacity`` messages of a channel by sequence number, as encoded bytes.
 
@@ -189,8 +202,10 @@ class OmdPublisher:
         *,
         channel_id: int = CHANNEL_ID_DEFAULT,
         store_messages_max: int = STORE_MESSAGES_MAX,
+        trade_id_base: int = 0,
     ) -> None:
         self.market = market
+        self.trade_id_base = trade_id_base
         self.channel_id = channel_id
         self.store = MessageStore(store_messages_max)
         self._views: dict[int, Views] = {}
@@ -220,7 +235,8 @@ class OmdPublisher:
         code = update.security
         self._emit_book(code)
         for trade in update.trades:
-            self._emit(Trade(code, trade.trade_id, trade.price_e3, trade.qty, 0, trade.ts_ns))
+            trade_id = self.trade_id_base + trade.trade_id
+            self._emit(Trade(code, trade_id, trade.price_e3, trade.qty, 0, trade.ts_ns))
         if update.trades:
             self._emit(self._statistics(code))
             self._emit(NominalPrice(code, self.market.statistics(code).nominal_e3))

@@ -58,6 +58,7 @@ class OmdConfig:
     rts_limits: RtsLimits = field(default_factory=RtsLimits)
     rts_users: frozenset[str] = frozenset()
     status_interval_s: float = 10.0
+    trade_id_base: int = 0  # added to every TradeID (see omd_publisher.trade_id_base_at)
     multicast_ttl: int = 1
 
 
@@ -82,7 +83,9 @@ class OmdSimulator:
         self.market = market
         self.config = config
         self.clock_ns = clock_ns
-        self.publisher = OmdPublisher(market, channel_id=config.channel_id)
+        self.publisher = OmdPublisher(
+            market, channel_id=config.channel_id, trade_id_base=config.trade_id_base
+        )
         self.lines = (
             UdpLine(
                 LineConfig("A", config.host, config.port_a, faults=config.faults_a),

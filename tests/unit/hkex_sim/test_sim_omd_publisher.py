@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sampan.hkex_sim.market import LiquidityConfig, Market
-from sampan.hkex_sim.omd_publisher import MessageStore, OmdPublisher, diff_side
+from sampan.hkex_sim.omd_publisher import (
+    TRADE_IDS_PER_S,
+    MessageStore,
+    OmdPublisher,
+    diff_side,
+    trade_id_base_at,
+)
+from sampan.market.calendar import midnight_ns, trading_day
 from sampan.omd.packets import decode_packet, pack_messages
 from sampan.omd.wire import (
     SIDE_BID,
@@ -135,3 +142,33 @@ def test_security_definition_listing_date_is_the_specs_unknown() -> None:
     ]
     assert definitions
     assert {d.listing_date for d in definitions} == {19_000_101}
+
+
+def test_a_simulator_started_again_the_same_day_never_reuses_a_trade_id() -> None:
+    # HKEX's TradeID is unique per security and day; the feed handler relies on it.
+    midnight = midnight_ns(trading_day(T0))
+    assert trade_id_base_at(midnight) == 0
+    first = trade_id_base_at(midnight + 3_600 * 10**9)
+    assert trade_id_base_at(midnight + 3_601 * 10**9) == first + TRADE_IDS_PER_S
+    assert trade_id_base_at(midnight + 86_400 * 10**9 - 1) + TRADE_IDS_PER_S < 2**32
+
+    market = Market(liquidity=LiquidityConfig(seed=4))
+    publisher = OmdPublisher(market, trade_id_base=first)
+    publisher.sequence_reset(T0)
+    market.seed_books(T0)
+    for step in range(1, 200):
+        market.step(T0 + step * 10_000_000)
+    flushed = publisher.flush()
+    assert flushed is not None
+    trades = [
+        m
+        for raw in pack_messages(flushed.first_seq_num, T0, list(flushed.messages))
+        for m in decode_packet(raw).messages
+        if type(m) is Trade
+    ]
+    assert trades
+    per_security: dict[int, list[int]] = {}
+    for trade in trades:
+        per_security.setdefault(trade.security_code, []).append(trade.trade_id)
+    for ids in per_security.values():
+        assert ids == list(range(first + 1, first + 1 + len(ids)))
