@@ -23,9 +23,11 @@ Guarantees:
   clears its state) and numbering restarts. If the other line has not confirmed it within
   ``reset_confirm_ns``: when that line went on with the current numbering (it delivered a
   sequence number at or beyond the highest known when the reset came), the reset is a stray
-  or forged datagram and is rejected (``ResetRejected``, nothing else changes); when that
-  line said nothing that settles it (silent, or only low numbers), the arbiter cannot tell
-  and switches to a refresh, whose snapshot says which numbering is live. A reset that comes
+  or forged datagram and is rejected (``ResetRejected``, nothing else changes), as soon as
+  that is seen after the window; when that line says nothing that settles it (silent, or only
+  low numbers) for ``RESET_SETTLE_WINDOWS`` windows, the arbiter cannot tell and switches to a
+  refresh, whose snapshot says which numbering is live. (The longer wait is for our own
+  backlog: the other line's packets may be waiting behind a burst we are still applying.) A reset that comes
   from the retransmission server is history, never acted on. The second line's copy of a
   believed reset is ignored while fewer than ``reset_duplicate_window`` messages have been
   delivered since it; past that, an identical reset is a new one (HKEX always sends SeqNum 1
@@ -60,6 +62,7 @@ REFRESH_MESSAGES_MAX_DEFAULT = 1_000_000
 # How long a reset seen on one line waits for the other line's copy. Lines lag each other by
 # milliseconds; a reset is rare, so waiting longer costs nothing while it is pending.
 RESET_CONFIRM_NS_DEFAULT = 500_000_000
+RESET_SETTLE_WINDOWS = 10
 
 
 class Line(enum.Enum):
@@ -339,8 +342,8 @@ class LineArbiter:
         pending = self._reset_pending
         if pending is None or now_ns - pending.since_ns < self.reset_confirm_ns:
             return
-        self._reset_pending = None
         if pending.other_high >= pending.high_at_reset >= 1:
+            self._reset_pending = None
             self.counters.resets_rejected += 1
             self._events.append(
                 ResetRejected(
@@ -350,6 +353,9 @@ class LineArbiter:
                 )
             )
             return
+        if now_ns - pending.since_ns < self.reset_confirm_ns * RESET_SETTLE_WINDOWS:
+            return
+        self._reset_pending = None
         # The other line is silent or sent only numbers the reset's numbering could also
         # have: only the refresh channel can say which numbering is live. What is cached may
         # mix both numberings, so it is dropped; the snapshot covers it.
