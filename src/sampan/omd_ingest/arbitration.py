@@ -28,7 +28,8 @@ Guarantees:
   low numbers) for ``RESET_SETTLE_WINDOWS`` windows, the arbiter cannot tell and switches to a
   refresh, whose snapshot says which numbering is live. (The longer wait is for our own
   backlog: the other line's packets may be waiting behind a burst we are still applying.) A reset that comes
-  from the retransmission server is history, never acted on. The second line's copy of a
+  from the retransmission server is history, never acted on (unless it is the day's
+  first message, retransmitted because both lines lost it). The second line's copy of a
   believed reset is ignored while fewer than ``reset_duplicate_window`` messages have been
   delivered since it; past that, an identical reset is a new one (HKEX always sends SeqNum 1
   and NewSeqNo 1, so a second reset in a day looks the same).
@@ -296,15 +297,24 @@ class LineArbiter:
         if key == self._last_reset and self._next - self._reset_next < self.reset_duplicate_window:
             self.counters.duplicates += 1
             return
-        if line is Line.RETRANSMISSION:
-            self.counters.resets_retransmitted += 1  # history: acted on when it was live
-            return
         pending = self._reset_pending
-        # Before anything has been delivered there is no numbering a reset could contradict.
+        # Before anything has been delivered there is no numbering a reset could contradict
+        # (the day's first message, also when both lines lost it and it was retransmitted).
         in_sequence = (
             self._state is ArbiterState.LIVE and self.counters.delivered == 0 and seq == self._next
         )
+        if in_sequence and seq == message.new_seq_no:
+            # It is simply the next message of the numbering it starts: what waits behind it
+            # (the same numbering) stays and is delivered after it.
+            self._reset_pending = None
+            self._last_reset = key
+            self._reset_next = seq + 1
+            self._accept_live(seq, message, now_ns, out)
+            return
         if not in_sequence:
+            if line is Line.RETRANSMISSION:
+                self.counters.resets_retransmitted += 1  # history: acted on when it was live
+                return
             if pending is None or (pending.seq_num, pending.new_seq_no) != key:
                 self._reset_pending = _PendingReset(
                     seq, message.new_seq_no, line, now_ns, self._high

@@ -309,3 +309,12 @@ def test_refresh_collector_abandons_a_snapshot_with_a_hole() -> None:
     assert collector.abandoned == 1
     snapshot = collector.on_packet(6, [msg(4), RefreshComplete(70)])
     assert snapshot is not None and snapshot.messages == (msg(4),)
+
+
+def test_the_days_first_reset_lost_on_both_lines_comes_from_the_retransmission_server() -> None:
+    arbiter = LineArbiter(gap_timeout_ns=10)
+    reset = SequenceReset(1)
+    out = arbiter.on_packet(2, [msg(2), msg(3)], 0, Line.A)
+    assert arbiter.poll(10) == [GapDetected(1, 1)]
+    out += arbiter.on_packet(1, [reset], 11, Line.RETRANSMISSION)
+    assert out == [(1, reset), (2, msg(2)), (3, msg(3))]
