@@ -1,6 +1,6 @@
 from datetime import date
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sampan.market.calendar import NS_PER_DAY, midnight_ns, trading_day, trading_day_iso
@@ -36,6 +36,7 @@ def test_the_epoch_is_eight_in_the_morning_in_hong_kong() -> None:
     assert trading_day(midnight_ns(date(1970, 1, 1)) - 1) == date(1969, 12, 31)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=4_102_444_800 * 1_000_000_000))
 def test_every_nanosecond_lies_in_its_day(ts_ns: int) -> None:
     day = trading_day(ts_ns)
