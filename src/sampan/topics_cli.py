@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,36 @@ def render_table() -> str:
     return "\n".join(lines)
 
 
+def _wait_visible(admin: Any, names: list[str]) -> None:
+    """Wait until the broker's metadata shows every created topic with a leader on each
+    partition: a CreateTopics answer can come before a busy broker's metadata shows the topic,
+    and a client started right after `apply` must find it."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    waiting = set(names)
+    while waiting:
+        try:
+            listed = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        except KafkaException:
+            listed = {}
+        waiting = {
+            name
+            for name in waiting
+            if name not in listed
+            or listed[name].error is not None
+            or any(p.leader < 0 for p in listed[name].partitions.values())
+        }
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"created topics not visible with leaders within {ADMIN_TIMEOUT_S:.0f} s: "
+                f"{', '.join(sorted(waiting))}"
+            )
+        time.sleep(0.2)
+
+
 def apply(current: Settings) -> ApplyResult:
     """Create missing catalog topics; compare existing ones with the catalog."""
     from confluent_kafka import KafkaException
@@ -99,6 +130,7 @@ def apply(current: Settings) -> ApplyResult:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise StackError(f"creating topic {name} failed: {error}") from None
             created.append(name)
+        _wait_visible(admin, created)
     present = [t for t in topics.ALL if current.topic(t.name) in existing]
     drift: list[str] = []
     if present:
