@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from fault_checks import (
     fill_identity,
     show,
 )
-from fault_money import recompute
+from fault_money import charges_cents, recompute
 from fault_stack import KAFKA_PORT, PG_PORT, PrivateStack, private_stack
 from fault_stream import ACCOUNTS, DISABLED, Expect, Item, build_stream
 from fault_venue import Follower, Restarting, Sender, close_clients, wait_for
@@ -75,6 +76,17 @@ ANSWER_WAIT_S = 150.0
 SETTLE_WAIT_S = 90.0
 CLI_TIMEOUT_S = 180.0
 READY_S = 120.0
+
+
+HAND_FILL = {
+    "price_e3": 512_000,
+    "qty": 100,
+    "security": 700,
+    "buy_account": "A",
+    "buy_member": "M1",
+    "sell_account": "B",
+    "sell_member": "M2",
+}
 
 
 def fault_plan(seed: int, count: int) -> dict[int, str]:
@@ -230,6 +242,14 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for name, why in disabled.items():
         print(f"fault test: DISABLED {name!r}: {why}")
     print("fault plan: " + ", ".join(f"{kind} at item {n}" for n, kind in sorted(plan.items())))
+    # The recomputation against one hand-worked example: 100 shares at HK$512.000 cost
+    # HK$51,200.00, stamp duty HK$52 (51.20 up), trading fee 2.89, SFC 1.38, AFRC 0.08, and
+    # commission HK$50 (its minimum; 0.025% is 12.80).
+    assert charges_cents(Fraction(51_200)) == 52_00 + 2_89 + 1_38 + 8 + 50_00
+    assert recompute({"A": 0, "B": 0}, [HAND_FILL]) == (
+        {"A": -51_200_00 - 106_35, "B": 51_200_00 - 106_35},
+        {("A", 700): 100, ("B", 700): -100},
+    )
     monkeypatch.setenv("SAMPAN_LEDGER_SCHEMA", SCHEMA)
     started = time.monotonic()
     problems: dict[str, list[str]] = {}
@@ -382,7 +402,7 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             ),
             ("matcher verify", ("matcher", "verify", "--quiet"), None),
             ("ledger verify", ("ledger", "verify"), "ledger verified: balanced"),
-            ("ledger rebuild", ("ledger", "rebuild"), "identical"),
+            ("ledger rebuild", ("ledger", "rebuild", "--group", f"ledger_sink_{run}"), "identical"),
         ):
             out = sampan(*args)
             if out.returncode != 0 or (ok and ok not in out.stdout):
