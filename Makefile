@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_BIN := /usr/lib/postgresql/15/bin
 
-.PHONY: all deps venv stack demo test lint typecheck unit integration bench clean stack-down
+.PHONY: all deps venv stack demo test lint typecheck unit integration fault bench clean stack-down
 
 all: test
 
@@ -59,6 +59,11 @@ unit: venv
 
 integration: stack
 	$(BIN)/pytest tests/integration -q -m integration
+
+# The whole-venue fault test alone (it is part of `integration` too); it runs on a private
+# stack of its own. SAMPAN_FAULT_SEED=<n> replays another seed.
+fault: deps venv
+	$(BIN)/pytest tests/integration/fault -q -m fault -s
 
 test: deps venv lint typecheck unit integration
 

@@ -5,19 +5,17 @@ state folder, broker ports and PostgreSQL port, started here and stopped (and re
 end. Killing is SIGKILL of the one pid this stack started (the broker's pid file, the
 postmaster's pid file); restarting is `sampan.stack`'s own start, as `sampan stack up` does.
 
-The state folder sits in /tmp rather than under pytest's tmp dir: PostgreSQL runs as the
-`postgres` user when the tests run as root, and pytest makes its base folder private (0700).
+The state folder is under the test's tmp dir; `sampan stack` places PostgreSQL's data where
+the `postgres` user can reach it when that folder is private, and `stack reset` removes both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +65,7 @@ class PrivateStack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.paths = stack.Paths(state_dir)
+        self.keep = False  # keep the data and logs for a look (the test found a problem)
 
     @property
     def settings(self) -> Settings:
@@ -125,27 +124,29 @@ class PrivateStack:
 
 
 @contextlib.contextmanager
-def private_stack() -> Iterator[PrivateStack]:
-    """Start a private stack in a fresh folder with the env pointing at it; always stop it."""
-    state_dir = Path(tempfile.mkdtemp(prefix="sampan-fault-"))
-    state_dir.chmod(0o755)
-    print(f"fault test: private stack in {state_dir}")
+def private_stack(state_dir: Path) -> Iterator[PrivateStack]:
+    """Start a private stack in `state_dir` with the env pointing at it; always stop it, and
+    remove its data unless the test failed (then its logs are kept there)."""
     saved = {k: os.environ.get(k) for k in stack_env(state_dir)}
     os.environ.update(stack_env(state_dir))
     private = PrivateStack(state_dir)
+    print(f"fault test: private stack in {state_dir}")
     ok = False
     try:
         private.up()
         yield private
-        ok = True
+        ok = not private.keep
     finally:
-        private.down()
+        if ok:
+            try:
+                private._stack("reset")
+            except (StackError, subprocess.TimeoutExpired) as error:
+                print(f"fault test: stack reset failed: {error}")
+        else:
+            private.down()
+            print(f"fault test: the private stack's data and logs are kept in {state_dir}")
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if ok:
-            shutil.rmtree(state_dir, ignore_errors=True)
-        else:
-            print(f"fault test: the private stack's data and logs are kept in {state_dir}")

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from sampan.reference import AccountSeed
+from sampan.tools.seed import AccountSeed
 
 # Prices are HK$0.001; each security's tick is the one of its price band (Part A table), and
 # the prices used here stay within ten ticks of the previous close, inside that band.

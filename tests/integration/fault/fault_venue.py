@@ -18,7 +18,7 @@ from fault_stream import Item
 
 from sampan.config import Settings
 from sampan.schemas import registry
-from sampan.venue import Managed, Supervisor
+from sampan.tools.venue import Managed, Supervisor
 
 RESPAWN_DELAY_S = 0.5  # production's supervisor restarts an exited process after a pause
 
@@ -30,6 +30,11 @@ class Exit:
     killed: bool  # by the test (SIGKILL), not on its own
     at_s: float
     tail: str = ""
+
+
+def _quiet(text: str) -> str:
+    """A log without librdkafka's own lines (`%<level>|...`), which drown the process's."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("%"))
 
 
 class Restarting(Supervisor):
@@ -62,7 +67,7 @@ class Restarting(Supervisor):
                     managed.popen.returncode,
                     killed,
                     time.monotonic() - self.t0,
-                    "" if killed else managed.tail()[-1500:],
+                    "" if killed else _quiet(managed.tail())[-1500:],
                 )
             )
             managed.close_log()

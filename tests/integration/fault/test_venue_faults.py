@@ -49,11 +49,12 @@ from fault_venue import Follower, Restarting, Sender, close_clients, wait_for
 from sampan import topics_cli
 from sampan.config import Settings, settings
 from sampan.dropcopy.recon_runner import report as recon_report
-from sampan.dropcopy.records import trading_day_of
 from sampan.ledger_sink import db
-from sampan.reference import account_record, fund_seed, instrument_record, listings
+from sampan.market.calendar import trading_day_iso
+from sampan.market.listings import instrument_record, listings
 from sampan.schemas import registry
-from sampan.venue import VenueOptions, VenuePorts, venue_specs
+from sampan.tools.seed import account_record, fund_seed
+from sampan.tools.venue import VenueOptions, VenuePorts, venue_specs
 
 # Bounded well above its few minutes on a quiet machine: a loaded one starts a JVM slowly.
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(1200)]
@@ -253,7 +254,7 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SAMPAN_LEDGER_SCHEMA", SCHEMA)
     started = time.monotonic()
     problems: dict[str, list[str]] = {}
-    with private_stack() as private, contextlib.closing(Clients()):
+    with private_stack(tmp_path / "stack") as private, contextlib.closing(Clients()):
         s = settings()
         assert s.kafka_port == KAFKA_PORT and s.pg_port == PG_PORT, (
             "the fault test must not use the shared stack"
@@ -340,7 +341,7 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
             def recon_clean() -> bool:
                 hkex = sum(1 for f in fills_topic.read(60) if f["venue"] == "HKEX")
-                day = trading_day_of(time.time_ns())
+                day = trading_day_iso(time.time_ns())
                 return (
                     f"matched {hkex}, pending 0, open breaks 0 "
                     in recon_report(s, day, 2.0).lines()[0]
@@ -414,13 +415,42 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             f"{len(venue.exits)} exits ({len(unexpected)} unexpected), {time.monotonic() - started:.0f} s"
         )
         print(f"fault test: {summary}")
-    for name in disabled:
-        if problems.get(name):
-            print(f"fault test: DISABLED check {name!r} found:{show(problems[name])}")
-    failed = {name: p for name, p in problems.items() if p and name not in disabled}
+        for name in disabled:
+            if problems.get(name):
+                print(f"fault test: DISABLED check {name!r} found:{show(problems[name])}")
+        failed = {name: p for name, p in problems.items() if p and name not in disabled}
+        if problems["final states"]:
+            print(
+                "fault test: the stories of orders not final:\n"
+                + order_stories(reports, problems["final states"])
+            )
+        private.keep = bool(failed)
     assert not failed, f"seed {SEED}: " + "".join(
         f"\n[{name}]{show(p)}" for name, p in failed.items()
     )
+
+
+def order_stories(reports: list[Any], problems: list[str], orders_max: int = 6) -> str:
+    """Every report of the first `orders_max` orders named in `problems` (and their children)."""
+    lines: list[str] = []
+    for problem in problems[:orders_max]:
+        account, _venue, _word, order_id = problem.split()[:4]
+        cl = problem.split("(")[1].split(")")[0]
+        lines.append(f"{problem}:")
+        for r in reports:
+            if r["account"] == account and (
+                r["order_id"] == order_id
+                or r["cl_ord_id"] == cl
+                or r["parent_id"] == cl
+                or r["orig_cl_ord_id"] == cl
+            ):
+                lines.append(
+                    f"    {r['exec_type']:<15} {r['ord_status']:<16} {r['venue']:<8} {r['order_id']:<14} "
+                    f"cl {r['cl_ord_id'][:24]} orig {r['orig_cl_ord_id']} parent {r['parent_id']} "
+                    f"px {r['price_e3']} qty {r['order_qty']} last {r['last_qty']} cum {r['cum_qty']} "
+                    f"leaves {r['leaves_qty']} {r['reject_reason'] or ''} {(r['text'] or '')[:60]}"
+                )
+    return "\n".join(lines)
 
 
 class Clients:
