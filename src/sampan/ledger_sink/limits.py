@@ -236,7 +236,16 @@ class LimitsFollower:
     def _partitions(self, consumer: Any) -> list[int] | None:
         if self.stop_at is not None:
             return sorted(self.stop_at)
-        metadata = consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
+        from confluent_kafka import KafkaException
+
+        try:
+            metadata = consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
+        except KafkaException as error:
+            # The broker is down or restarting: wait for it as for a missing topic. Stopping
+            # the sink instead would only have its supervisor start one that meets the same
+            # broker (and it stopped the sink whenever it started during a broker restart).
+            log.warning("metadata of %s not available: %s", self.topic, error.args[0])
+            return None
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             return None
@@ -250,7 +259,7 @@ class LimitsFollower:
             if partitions is not None:
                 break
             log.warning(
-                "topic %s not found; limits not followed yet, retrying in %.0f s",
+                "topic %s not found or no broker; limits not followed yet, retrying in %.0f s",
                 self.topic,
                 TOPIC_RETRY_S,
             )
