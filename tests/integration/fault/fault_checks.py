@@ -27,7 +27,8 @@ def fill_identity(fill: Mapping[str, Any]) -> tuple[str, int, str]:
 
 
 def _leaf_key(r: Mapping[str, Any]) -> tuple[str, str, str]:
-    return r["account"], r["venue"], r["order_id"]
+    # A SMART parent's reports name the venue its current child is at: the parent is one order.
+    return r["account"], "SMART" if is_parent(r) else r["venue"], r["order_id"]
 
 
 def is_parent(r: Mapping[str, Any]) -> bool:

@@ -105,6 +105,7 @@ class StreamBuilder:
         self.items: list[Item] = []
         self.members = {a.account: a.member for a in ACCOUNTS}
         self.sent_new: dict[str, list[tuple[str, str]]] = {a.account: [] for a in ACCOUNTS}
+        self.security_of: dict[str, int] = {}
 
     def _cl(self) -> str:
         return f"{self.run}-{len(self.items)}"
@@ -139,6 +140,7 @@ class StreamBuilder:
 
     def add_order(self, c: dict[str, Any], what: str) -> None:
         self.sent_new[c["account"]].append((c["cl_ord_id"], c["route"]))
+        self.security_of[c["cl_ord_id"]] = c["security"]
         self._add(Item(len(self.items), "orders.requests", c["account"], Expect.ANSWER, what, c))
 
     def internal(self) -> None:
@@ -181,7 +183,8 @@ class StreamBuilder:
         target = self._target(account, False)
         if target is None:
             return
-        c = _command("CANCEL", account, self.members[account], 0, self._cl())
+        security = self.security_of[target]
+        c = _command("CANCEL", account, self.members[account], security, self._cl())
         c["orig_cl_ord_id"] = target
         self._add(Item(len(self.items), "orders.requests", account, Expect.ANSWER, "cancel", c))
 
@@ -190,9 +193,9 @@ class StreamBuilder:
         target = self._target(account, True)
         if target is None:
             return
-        security = self.rng.choice(list(SECURITIES))
+        security = self.security_of[target]
         c = _command("AMEND", account, self.members[account], security, self._cl())
-        lot, _, _ = SECURITIES[security]
+        lot, _, _ = SECURITIES.get(security) or INTERNAL_ONLY_SPEC
         c.update(orig_cl_ord_id=target, qty=lot * self.rng.randint(1, 6))
         c["price_e3"] = self._price(security, "BUY", -1, 4)
         self._add(Item(len(self.items), "orders.requests", account, Expect.ANSWER, "amend", c))
@@ -257,7 +260,7 @@ class StreamBuilder:
             )
             return
         else:
-            c = _command("CANCEL", "F4", "M4", 0, self._cl())
+            c = _command("CANCEL", "F4", "M4", 700, self._cl())
             c["orig_cl_ord_id"] = f"{self.run}-never-sent"
             what = "cancel of an order that does not exist"
         self._add(Item(len(self.items), "orders.requests", c["account"], Expect.REFUSED, what, c))
@@ -285,11 +288,12 @@ class StreamBuilder:
 
     def oversized(self) -> None:
         if self.rng.random() < 0.5:
-            c = _command("CANCEL", "F3", "M3", 0, self._cl())
+            target = self._target("F3", False) or "none"
+            c = _command("CANCEL", "F3", "M3", self.security_of.get(target, 700), self._cl())
             big = f"BIG{len(self.items)}-"
             c["command_id"] = (big + "c" * OVERSIZED_CHARS)[:OVERSIZED_CHARS]
             c["cl_ord_id"] = (big + "x" * OVERSIZED_CHARS)[:OVERSIZED_CHARS]
-            c["orig_cl_ord_id"] = self._target("F3", False) or "none"
+            c["orig_cl_ord_id"] = target
             what = "a cancel with 400 kB ids"
         else:
             c = self._new("INTERNAL", "DAY", "F3")
