@@ -18,6 +18,7 @@ from fault_stream import Item
 
 from sampan.config import Settings
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.venue import Managed, Supervisor
 
 RESPAWN_DELAY_S = 0.5  # production's supervisor restarts an exited process after a pause
@@ -105,17 +106,11 @@ class Sender:
 
     def __post_init__(self) -> None:
         self.producer = Producer(
-            self.settings.kafka(
-                **{
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 2,
-                    "partitioner": "murmur2_random",
-                    # Rides through a broker restart: records wait in the queue meanwhile.
-                    "message.timeout.ms": 180_000,
-                    "message.max.bytes": 2_000_000,
-                    "log_level": 3,
-                }
+            profiles.producer(
+                self.settings,
+                linger_ms=2,
+                # Rides through a broker restart: records wait in the queue meanwhile.
+                **{"message.timeout.ms": 180_000, "message.max.bytes": 2_000_000, "log_level": 3},
             )
         )
         OPEN_CLIENTS.append(self.producer)
@@ -196,17 +191,7 @@ class Follower:
         self.undecodable: list[tuple[int, int]] = []
         self.at_end: set[int] = set()
         self.consumer = Consumer(
-            settings.kafka(
-                **{
-                    "group.id": f"fault-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "auto.offset.reset": "earliest",
-                    "enable.partition.eof": True,
-                    "fetch.message.max.bytes": 2_000_000,
-                    "log_level": 3,
-                }
-            )
+            profiles.end_reader(settings, f"fault-{uuid.uuid4().hex[:8]}", log_level=3)
         )
         OPEN_CLIENTS.append(self.consumer)
         parts = self.consumer.list_topics(self.name, timeout=30).topics[self.name].partitions

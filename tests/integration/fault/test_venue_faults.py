@@ -53,6 +53,7 @@ from sampan.ledger_sink import db
 from sampan.market.calendar import trading_day_iso
 from sampan.market.listings import instrument_record, listings
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.seed import account_record, fund_seed
 from sampan.tools.venue import VenueOptions, VenuePorts, venue_specs
 
@@ -104,9 +105,7 @@ def fault_plan(seed: int, count: int) -> dict[int, str]:
 def seed_reference(s: Settings) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(
-        s.kafka(**{"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"})
-    )
+    producer = Producer(profiles.producer(s))
     now = time.time_ns()
     for listing in listings():
         value = registry().encode("Instrument", instrument_record(listing, now))
