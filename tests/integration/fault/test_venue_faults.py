@@ -63,7 +63,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(12
 # Checks, or kinds of stream record, switched off because a known open defect makes them fail,
 # each with that defect. Printed by every run; SAMPAN_FAULT_DISABLE=name,... adds more for a
 # local investigation (also printed). Names: the keys of `problems` below, and "oversized".
-SWITCHED_OFF: dict[str, str] = {}
+SWITCHED_OFF: dict[str, str] = {
+    "answers to cancels of SMART orders": (
+        "the router answers a CANCEL (or a MASS_CANCEL) of a live SMART parent only through the "
+        "parent's own final report (ClOrdID and OrigClOrdID both the parent's), or not at all "
+        "when the parent ends otherwise; the request's own ClOrdID is never answered"
+    ),
+    "exits of matcher": (
+        "issue 10 item 14: the matcher exits on a broker restart (transaction call timed out, "
+        "cannot initialise transactions within 60 s); the runtime's fix is not on main yet"
+    ),
+    "exits of router": (
+        "issue 10 item 15: the router exits on a broker restart (NOT_COORDINATOR, _TIMED_OUT on "
+        "commit); the router on the streams runtime is not on main yet"
+    ),
+    "exits of dropcopy": (
+        "issue 10 item 15: the drop-copy writer exits on a broker restart (abort_transaction "
+        "_TIMED_OUT); the writer on the streams runtime is not on main yet"
+    ),
+    "exits of omd-ingest": (
+        "omd-ingest exits on a broker restart (commit_transaction: messages failed delivery; "
+        "then _CONFLICT with an abort in progress, or CONCURRENT_TRANSACTIONS at init); no fix yet"
+    ),
+}
 
 SEED = int(os.environ.get("SAMPAN_FAULT_SEED") or 20261129)
 COMMANDS = int(os.environ.get("SAMPAN_FAULT_COMMANDS") or 1_200)
@@ -75,8 +97,8 @@ FAULT_GAP_S = 3.0  # at least, between one fault (or the stack's return) and the
 FAULT_TAIL_S = 300.0
 OUTAGE_ITEMS_MAX = 50  # records sent while the broker or database is down  # the broker or database stays dead this long before it is started again
 SCHEMA = "ledger_fault"
-ANSWER_WAIT_S = 150.0
-SETTLE_WAIT_S = 90.0
+ANSWER_WAIT_S = 300.0
+SETTLE_WAIT_S = 180.0
 CLI_TIMEOUT_S = 180.0
 READY_S = 120.0
 
@@ -333,7 +355,9 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 return not [p for p in open_orders if " ended " in p]
 
             try:
-                wait_for("every order in a final state", all_final, SETTLE_WAIT_S, tick)
+                # Switched off, the check still runs; waiting long for it would only cost time.
+                bound_s = SETTLE_WAIT_S if "final states" not in disabled else 60.0
+                wait_for("every order in a final state", all_final, bound_s, tick)
             except AssertionError as error:
                 problems["waits"].append(str(error))
             fills_topic = Follower(s, "fills", "Fill")
@@ -387,7 +411,9 @@ def test_whole_venue_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         cash, shares = recompute(opening, fills)
         names = [a.account for a in ACCOUNTS]
         hkex_n = sum(1 for f in fills if f["venue"] == "HKEX")
-        problems["answers"] = check_answers(items, reports)
+        problems["answers"], problems["answers to cancels of SMART orders"] = check_answers(
+            items, reports
+        )
         problems["final states"] = check_final_states(reports, fills)
         problems["fills"] = check_fills(fills, reports, dropcopy)
         problems["cash"] = check_cash(ledger_cash, ledger_shares, cash, shares, names)
