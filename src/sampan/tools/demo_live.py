@@ -1,7 +1,8 @@
 """`sampan demo`: the whole venue, live, with simulated members trading, until Ctrl-C.
 
 Starts every venue process (hkex-sim with its synthetic liquidity, omd-ingest, matcher, router,
-ledger-sink, dropcopy, recon and the `sampan ui` screen) under `sampan.tools.venue.Supervisor`
+ledger-sink, dropcopy, recon, analytics and the `sampan ui` screen) under
+`sampan.tools.venue.Supervisor`
 against a fresh topic prefix and ledger schema, seeds instruments and accounts, creates the
 demo users, prints the URL and the demo logins, and then keeps a few simulated member firms
 trading with each other and with HKEX (`MemberFlow`) until Ctrl-C, SIGTERM or `--duration`.

@@ -6,7 +6,7 @@ in its log, or its `ready_port` accepts a TCP connection), and stops them: SIGTE
 reverse start order, then SIGKILL to whatever is still alive after a bounded wait.
 `HkexFirm` is another firm's OCG-C session, to rest or take liquidity on the simulator over
 FIX while it runs as a separate process. `venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
-matcher, router, ledger-sink, dropcopy, recon) on the ports of one `VenuePorts`.
+matcher, router, ledger-sink, dropcopy, recon, analytics) on the ports of one `VenuePorts`.
 
 Guarantees:
 - Every wait is bounded (`ready_timeout_s` per process, `stop_timeout_s` for the whole stop)
@@ -426,6 +426,13 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
                 "recon", "run", "--grace-s", str(options.recon_grace_s), "--tick-s", "0.5"
             ),
             ready_log=("following",),
+        ),
+        ProcessSpec(
+            "analytics",
+            sampan_command("analytics"),
+            # Faust's worker logs this once its partitions are assigned and its agents consume.
+            ready_log=("[^Worker]: Ready",),
+            ready_timeout_s=60.0,
         ),
     ]
     if options.with_omd:

@@ -68,7 +68,6 @@ class Hub:
         self.stats = Stats()
         self.batches = 0
         self.last_batch_ns = 0
-        self._last_movers = ""
 
     # ---- records in --------------------------------------------------------------------------
     def on_batch(self, batch: list[tuple[str, dict[str, Any]]], caught_up: bool) -> None:
@@ -217,13 +216,3 @@ class Hub:
             "disconnected": self.stats.disconnected,
             "sent": self.stats.sent,
         }
-
-    def periodic_movers(self) -> None:
-        """Movers are recomputed on a timer, not per trade (a ranking per tick costs too much)."""
-        if self._market:
-            text = dumps(self.view.movers())
-            if text == self._last_movers:
-                return
-            self._last_movers = text
-            for client in self._market:
-                client.push(text)

@@ -48,6 +48,7 @@ FOLLOWED: dict[str, str] = {
     "md.depth": "DepthSnapshot",
     "md.stats": "SecurityStats",
     "md.trades": "TradeTick",
+    "md.movers": "Movers",
     "orders.events": "ExecutionReport",
     "recon.breaks": "ReconBreak",
 }

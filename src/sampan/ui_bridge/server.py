@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
 REFRESH_S = 5.0
-MOVERS_EVERY_S = 1.0
 WS_FRAME_BYTES_MAX = (
     16 * 1024 * 1024
 )  # larger frames close the socket (1009); the app caps at 64 KiB
@@ -72,12 +71,6 @@ async def _refresh(ui: Ui) -> None:
         await asyncio.sleep(REFRESH_S)
 
 
-async def _movers(ui: Ui) -> None:
-    while True:
-        await asyncio.sleep(MOVERS_EVERY_S)
-        ui.hub.periodic_movers()
-
-
 def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -96,7 +89,7 @@ def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
             await asyncio.sleep(0.05)
         ui.disabled = await asyncio.to_thread(ui.store.disabled_users)
         ui.revoked = await asyncio.to_thread(ui.store.revoked, int(time.time()))
-        tasks = [asyncio.create_task(_refresh(ui)), asyncio.create_task(_movers(ui))]
+        tasks = [asyncio.create_task(_refresh(ui))]
         log.info(
             "ui: ready: %d instruments, %d accounts, %d depth books",
             len(ui.view.instruments),

@@ -5,10 +5,16 @@ causes (`Update`s, each naming who may receive it). Nothing here does I/O; the K
 feeds it, the REST handlers read it.
 
 Guarantees: compacted topics keep the latest record per key (instruments, accounts, balances,
-depth, stats, reconciliation breaks); an order is one row per member's client order id, its
+depth, stats, movers, reconciliation breaks); an order is one row per member's client order id, its
 figures from the latest report, its fills from the TRADE reports (de-duplicated by exec id, so
 a replayed report changes nothing). A SMART order's child reports (those with a `parent_id`)
 are left out: the parent's own reports carry the whole order, fills from both venues included.
+
+Market figures are shown, never computed here: last prices come from `md.stats` (HKEX's from
+omd-ingest, the internal venue's from the analytics app; a trade alone moves no figure), and
+the movers are the analytics app's ranking on `md.movers` (one record per venue, today's only).
+The change in basis points is last against the record's previous close, rounded half away from
+zero as the analytics app rounds it, so a stats row and a movers row always agree.
 
 Limits (all bounded): `ORDERS_PER_ACCOUNT_MAX` orders per account (the oldest go first),
 `FILLS_PER_ORDER_MAX` fills kept per order row, `BREAKS_MAX` reconciliation breaks.
@@ -18,12 +24,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ORDERS_PER_ACCOUNT_MAX = 20_000
 FILLS_PER_ORDER_MAX = 1_000
 BREAKS_MAX = 100_000
-MOVERS_N = 10
+MOVERS_VENUES = ("HKEX", "INTERNAL")  # the movers panel shows the first venue that has any
+HK_OFFSET = timedelta(hours=8)
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
 _ORDER_ADDRESSED = frozenset({"CANCELED", "REPLACED", "CANCEL_REJECTED"})
 
@@ -93,7 +101,7 @@ class View:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     depth: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     stats: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    last_trade: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    movers_of: dict[str, dict[str, Any]] = field(default_factory=dict)  # venue → Movers record
     breaks: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     orders: dict[str, OrderedDict[str, OrderRow]] = field(default_factory=dict)
     # An amend's ClOrdID → the order's first one, per account (bounded like the rows), so the
@@ -151,45 +159,73 @@ class View:
         return out
 
     def market_stats(self) -> list[dict[str, Any]]:
-        """Last price and change for every enabled security (HKEX's figures, else the internal
-        book's), in basis points against the previous close."""
-        rows = []
-        for security, instrument in sorted(self.instruments.items()):
-            if not instrument["enabled"]:
-                continue
-            prev = instrument["prev_close_e3"]
-            last = None
-            venue = None
-            for v in ("HKEX", "INTERNAL"):
-                stats = self.stats.get((v, security))
-                trade = self.last_trade.get((v, security))
-                if stats and stats.get("last_e3"):
-                    last, venue = stats["last_e3"], v
-                    prev = stats.get("prev_close_e3") or prev
-                    break
-                if trade:
-                    last, venue = trade["price_e3"], v
-                    break
-            change_bp = (last - prev) * 10_000 // prev if last is not None and prev else None
-            rows.append(
-                {
-                    "type": "stats",
-                    "security": security,
-                    "name": instrument["name"],
-                    "venue": venue,
-                    "last_e3": last,
-                    "prev_close_e3": prev,
-                    "change_bp": change_bp,
-                }
-            )
-        return rows
+        """Last price and change for every enabled security, from `md.stats` (HKEX's figures,
+        else the internal venue's), in basis points against the record's previous close."""
+        return [
+            self._stats_row(security, instrument)
+            for security, instrument in sorted(self.instruments.items())
+            if instrument["enabled"]
+        ]
+
+    def _stats_row(self, security: int, instrument: dict[str, Any]) -> dict[str, Any]:
+        prev = instrument["prev_close_e3"]
+        last = None
+        venue = None
+        for v in ("HKEX", "INTERNAL"):
+            stats = self.stats.get((v, security))
+            if stats and stats.get("last_e3"):
+                last, venue = stats["last_e3"], v
+                prev = stats.get("prev_close_e3") or prev
+                break
+        return {
+            "type": "stats",
+            "security": security,
+            "name": instrument["name"],
+            "venue": venue,
+            "last_e3": last,
+            "prev_close_e3": prev,
+            "change_bp": change_bp(last, prev),
+        }
+
+    def trading_day(self) -> str | None:
+        """The Hong Kong date the view's day starts on (None: every day is taken)."""
+        if not self.day_start_ns:
+            return None
+        start = datetime.fromtimestamp(self.day_start_ns / 1e9, UTC) + HK_OFFSET
+        return start.date().isoformat()
 
     def movers(self) -> dict[str, Any]:
-        moved = [r for r in self.market_stats() if r["change_bp"] is not None]
-        moved.sort(key=lambda r: (r["change_bp"], r["security"]))
-        top = [r for r in reversed(moved) if r["change_bp"] > 0][:MOVERS_N]
-        bottom = [r for r in moved if r["change_bp"] < 0][:MOVERS_N]
-        return {"type": "movers", "top": top, "bottom": bottom}
+        """The `movers` message: each venue's ranking as the analytics app published it, and
+        as `top` and `bottom` the first of `MOVERS_VENUES` that ranks anything."""
+        venues = {venue: self._movers_rows(record) for venue, record in self.movers_of.items()}
+        shown = next((v for v in MOVERS_VENUES if venues.get(v, {}).get("ranked")), None)
+        chosen = venues.get(shown or "", {"top": [], "bottom": []})
+        return {
+            "type": "movers",
+            "venue": shown,
+            "top": chosen["top"],
+            "bottom": chosen["bottom"],
+            "venues": {
+                v: {"top": rows["top"], "bottom": rows["bottom"]} for v, rows in venues.items()
+            },
+        }
+
+    def _movers_rows(self, record: dict[str, Any]) -> dict[str, Any]:
+        def row(mover: dict[str, Any]) -> dict[str, Any]:
+            instrument = self.instruments.get(mover["security"])
+            return {
+                "type": "stats",
+                "security": mover["security"],
+                "name": None if instrument is None else instrument["name"],
+                "venue": record["venue"],
+                "last_e3": mover["last_e3"],
+                "prev_close_e3": mover["prev_close_e3"],
+                "change_bp": mover["change_bp"],
+            }
+
+        top = [row(m) for m in record["top"]]
+        bottom = [row(m) for m in record["bottom"]]
+        return {"top": top, "bottom": bottom, "ranked": bool(top or bottom)}
 
     # ---- writes ----------------------------------------------------------------------------
     def apply(self, topic: str, record: dict[str, Any]) -> list[Update]:
@@ -231,8 +267,17 @@ class View:
         return [Update("market", None, {"type": "stats", **_stats_of(self, r["security"])})]
 
     def _on_md_trades(self, r: dict[str, Any]) -> list[Update]:
-        self.last_trade[(r["venue"], r["security"])] = r
-        return [Update("market", None, {"type": "stats", **_stats_of(self, r["security"])})]
+        return []
+
+    def _on_md_movers(self, r: dict[str, Any]) -> list[Update]:
+        day = self.trading_day()
+        if day is not None and r["day"] != day:
+            # Another day's ranking (yesterday's, kept by compaction) is not today's movers.
+            if self.movers_of.get(r["venue"], {}).get("day") != day:
+                self.movers_of.pop(r["venue"], None)
+            return []
+        self.movers_of[r["venue"]] = r
+        return [Update("market", None, self.movers())]
 
     def _on_recon_breaks(self, r: dict[str, Any]) -> list[Update]:
         self.breaks.pop(r["exec_id"], None)
@@ -332,8 +377,20 @@ def _level(level: dict[str, Any]) -> dict[str, int]:
     return {"price_e3": level["price_e3"], "qty": level["qty"], "count": level["orders"]}
 
 
+def change_bp(last_e3: int | None, prev_close_e3: int | None) -> int | None:
+    """Last against the previous close in basis points, rounded half away from zero (as the
+    analytics app's movers); None without a last price or a previous close."""
+    if last_e3 is None or not prev_close_e3:
+        return None
+    quotient, remainder = divmod(abs(last_e3 - prev_close_e3) * 10_000, prev_close_e3)
+    if 2 * remainder >= prev_close_e3:
+        quotient += 1
+    return quotient if last_e3 >= prev_close_e3 else -quotient
+
+
 def _stats_of(view: View, security: int) -> dict[str, Any]:
-    for row in view.market_stats():
-        if row["security"] == security:
-            return {k: v for k, v in row.items() if k != "type"}
-    return {"security": security}
+    instrument = view.instruments.get(security)
+    if instrument is None:
+        return {"security": security}
+    row = view._stats_row(security, instrument)
+    return {k: v for k, v in row.items() if k != "type"}

@@ -123,7 +123,10 @@ def test_venue_specs_start_with_the_simulator_on_its_ports(tmp_path: Path) -> No
         "dropcopy",
         "recon",
         "omd-ingest",
+        "analytics",
     }
+    analytics = next(s for s in specs if s.name == "analytics")
+    assert analytics.command[-1] == "analytics" and analytics.ready_log
     router = next(s for s in specs if s.name == "router")
     assert str(ports.ocg) in router.command
     assert len(set(astuple(ports))) == 7

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sampan.ui_bridge.state import View
+from sampan.ui_bridge.state import View, change_bp
 
 
 def report(**kw: Any) -> dict[str, Any]:
@@ -162,39 +162,131 @@ def test_depth_update_is_keyed_by_venue_and_security() -> None:
     assert update.message["bids"] == [{"price_e3": 511_500, "qty": 100, "count": 2}]
 
 
-def test_movers_rank_by_change_against_previous_close() -> None:
+def instrument(security: int, prev: int = 100_000) -> dict[str, Any]:
+    return {
+        "security": security,
+        "name": f"S{security}",
+        "currency": "HKD",
+        "board_lot": 100,
+        "spread_table": "01",
+        "prev_close_e3": prev,
+        "enabled": True,
+        "ts_ns": 0,
+    }
+
+
+def stats(venue: str, security: int, last: int | None, prev: int = 100_000) -> dict[str, Any]:
+    return {
+        "venue": venue,
+        "security": security,
+        "last_e3": last,
+        "open_e3": last,
+        "high_e3": last,
+        "low_e3": last,
+        "prev_close_e3": prev,
+        "nominal_e3": last,
+        "volume": 100,
+        "turnover_e3": 100 * (last or 0),
+        "ts_ns": 5,
+    }
+
+
+def mover(security: int, last: int, bp: int) -> dict[str, int]:
+    return {"security": security, "last_e3": last, "prev_close_e3": 100_000, "change_bp": bp}
+
+
+def movers_record(venue: str, day: str, top: list[Any], bottom: list[Any]) -> dict[str, Any]:
+    return {"venue": venue, "day": day, "top": top, "bottom": bottom, "ts_ns": 9}
+
+
+def trade(venue: str, security: int, price: int) -> dict[str, Any]:
+    return {
+        "venue": venue,
+        "security": security,
+        "trade_id": "t",
+        "price_e3": price,
+        "qty": 100,
+        "aggressor": None,
+        "ts_ns": 0,
+    }
+
+
+def test_movers_are_the_analytics_ranking_not_the_screens_own() -> None:
     view = View()
-    for security, prev in ((1, 100_000), (2, 100_000), (3, 100_000)):
-        view.apply(
-            "reference.instruments",
-            {
-                "security": security,
-                "name": str(security),
-                "currency": "HKD",
-                "board_lot": 100,
-                "spread_table": "01",
-                "prev_close_e3": prev,
-                "enabled": True,
-                "ts_ns": 0,
-            },
-        )
-    for security, price in ((1, 110_000), (2, 95_000)):
-        view.apply(
-            "md.trades",
-            {
-                "venue": "INTERNAL",
-                "security": security,
-                "trade_id": "t",
-                "price_e3": price,
-                "qty": 100,
-                "aggressor": None,
-                "ts_ns": 0,
-            },
-        )
-    movers = view.movers()
-    assert [r["security"] for r in movers["top"]] == [1]
-    assert [r["security"] for r in movers["bottom"]] == [2]
-    assert movers["top"][0]["change_bp"] == 1_000
+    for security in (1, 2, 3):
+        view.apply("reference.instruments", instrument(security))
+    # Trades alone rank nothing: the screen shows what analytics publishes.
+    view.apply("md.trades", trade("INTERNAL", 1, 110_000))
+    assert view.movers()["top"] == [] and view.movers()["venue"] is None
+    # The analytics ranking, verbatim (its order, its figures), even where a naive sort of
+    # the screen's own figures would differ.
+    record = movers_record(
+        "INTERNAL", "2026-11-30", [mover(3, 101_000, 100), mover(1, 110_000, 1_000)], []
+    )
+    [update] = view.apply("md.movers", record)
+    assert update.channel == "market" and update.message["type"] == "movers"
+    message = view.movers()
+    assert update.message == message
+    assert message["venue"] == "INTERNAL"
+    assert [r["security"] for r in message["top"]] == [3, 1]
+    assert message["top"][0] == {
+        "type": "stats",
+        "security": 3,
+        "name": "S3",
+        "venue": "INTERNAL",
+        "last_e3": 101_000,
+        "prev_close_e3": 100_000,
+        "change_bp": 100,
+    }
+    assert message["bottom"] == []
+    # HKEX's ranking is the panel's once it ranks anything; both stay in `venues`.
+    view.apply("md.movers", movers_record("HKEX", "2026-11-30", [], [mover(2, 95_000, -500)]))
+    message = view.movers()
+    assert message["venue"] == "HKEX"
+    assert message["top"] == [] and [r["security"] for r in message["bottom"]] == [2]
+    assert [r["security"] for r in message["venues"]["INTERNAL"]["top"]] == [3, 1]
+    # The latest record per venue wins (the topic is compacted, keyed by venue).
+    view.apply("md.movers", movers_record("HKEX", "2026-11-30", [], []))
+    assert view.movers()["venue"] == "INTERNAL"
+
+
+def test_movers_of_another_day_are_not_shown() -> None:
+    # 2026-11-30 00:00 in Hong Kong is 2026-11-29 16:00 UTC.
+    view = View(day_start_ns=1_795_968_000 * 10**9)
+    assert view.trading_day() == "2026-11-30"
+    view.apply("reference.instruments", instrument(1))
+    assert view.apply("md.movers", movers_record("HKEX", "2026-11-29", [mover(1, 1, 1)], [])) == []
+    assert view.movers()["venue"] is None
+    view.apply("md.movers", movers_record("HKEX", "2026-11-30", [mover(1, 110_000, 1_000)], []))
+    assert view.movers()["venue"] == "HKEX"
+    # A stale record arriving after today's (e.g. replayed) does not displace it.
+    view.apply("md.movers", movers_record("HKEX", "2026-11-29", [], []))
+    assert view.movers()["venue"] == "HKEX"
+
+
+def test_internal_last_and_change_come_from_internal_stats() -> None:
+    view = View()
+    view.apply("reference.instruments", instrument(1))
+    # A trade moves no figure; the internal md.stats record does.
+    assert view.apply("md.trades", trade("INTERNAL", 1, 120_000)) == []
+    assert view.market_stats()[0]["last_e3"] is None
+    [update] = view.apply("md.stats", stats("INTERNAL", 1, 99_995))
+    assert update.message["venue"] == "INTERNAL"
+    assert update.message["last_e3"] == 99_995
+    # -0.5 bp rounds half away from zero, as analytics rounds its movers.
+    assert update.message["change_bp"] == -1
+    # HKEX's figures are preferred once the exchange has a last price.
+    [update] = view.apply("md.stats", stats("HKEX", 1, 105_000))
+    assert (update.message["venue"], update.message["change_bp"]) == ("HKEX", 500)
+
+
+def test_change_bp_rounds_half_away_from_zero() -> None:
+    assert change_bp(100_005, 100_000) == 1
+    assert change_bp(100_004, 100_000) == 0
+    assert change_bp(99_995, 100_000) == -1
+    assert change_bp(110_000, 100_000) == 1_000
+    assert change_bp(None, 100_000) is None
+    assert change_bp(1, 0) is None
 
 
 def test_reports_after_an_amend_stay_on_the_order_row() -> None:

@@ -123,7 +123,7 @@ const S = {
   instruments: new Map(),   // security → instrument
   stats: new Map(),         // security → {INTERNAL: stats, HKEX: stats}
   depth: new Map(),         // "VENUE:security" → depth
-  movers: null,             // {top: [security], bottom: [security]}
+  movers: null,             // the analytics ranking: {venue, top: [stats row], bottom: [stats row]}
   orders: new Map(),        // cl_ord_id → order row
   alias: new Map(),         // a cancel or amend request's cl_ord_id → the order's first one
   inventory: [],
@@ -614,18 +614,14 @@ function renderWatch() {
   if (S.watchMode === "all") {
     shown = rows.sort((x, y) => Number(x.inst.security) - Number(y.inst.security));
   } else {
-    const traded = rows.filter((r) => r.q.bp !== null && r.q.last !== null);
-    const cmp = (x, y) => (x.q.bp < y.q.bp ? -1 : x.q.bp > y.q.bp ? 1 : 0);
-    if (S.movers && Array.isArray(S.movers[S.watchMode])) {
-      const order = S.movers[S.watchMode].map((m) => Number(typeof m === "object" ? m.security : m));
-      shown = order.map((sec) => rows.find((r) => Number(r.inst.security) === sec)).filter(Boolean);
-    } else {
-      shown = traded.sort(S.watchMode === "top" ? (x, y) => cmp(y, x) : cmp).slice(0, 10);
-    }
+    // The analytics app's ranking as the server sends it (the page ranks nothing itself).
+    const ranked = S.movers && Array.isArray(S.movers[S.watchMode]) ? S.movers[S.watchMode] : [];
+    const order = ranked.map((m) => Number(typeof m === "object" ? m.security : m));
+    shown = order.map((sec) => rows.find((r) => Number(r.inst.security) === sec)).filter(Boolean);
   }
   if (query) shown = shown.filter((r) => code5(r.inst.security).includes(query) || String(r.inst.name).toLowerCase().includes(query));
   const body = $("#watchlist tbody");
-  if (!shown.length) { body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 4 }, query ? "No match" : "No prices yet"))); return; }
+  if (!shown.length) { body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 4 }, query ? "No match" : S.watchMode === "all" ? "No prices yet" : "No movers yet"))); return; }
   body.replaceChildren(...shown.map((r) => {
     const sec = Number(r.inst.security);
     return el("tr", { class: sec === S.security ? "selected" : "", dataset: { security: sec }, onclick: () => selectSecurity(sec, true) },
