@@ -263,8 +263,13 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
 def _kafka_cluster_id() -> str:
     # A UUID in Kafka's base64 form is what StorageTool random-uuid prints; derive it directly
     # rather than start a second JVM.
-    raw = uuid.uuid4().bytes
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    # Like Kafka's own Uuid.randomUuid, never one that starts with "-": the storage tool would
+    # read it as an option (one start in 64 failed with "expected one argument").
+    while True:
+        raw = uuid.uuid4().bytes
+        cluster_id = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def wait_kafka_ready(settings: Settings, paths: Paths, pid: int) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import pytest
+
+from sampan import stack
 from sampan.stack import PG_LOCATION_FILE, Paths
 
 
@@ -21,3 +25,12 @@ def test_pg_data_follows_the_recorded_location(tmp_path: Path) -> None:
     paths = Paths(state)
     assert paths.pg_dir == outside
     assert paths.pg_data == outside / "data"
+
+
+def test_a_cluster_id_never_reads_as_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A UUID whose base64 form starts with "-" (0xf8 as its first byte) is drawn first.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(int=1)])
+    monkeypatch.setattr(stack.uuid, "uuid4", lambda: next(draws))
+    cluster_id = stack._kafka_cluster_id()
+    assert not cluster_id.startswith("-")
+    assert len(cluster_id) == 22
