@@ -115,6 +115,7 @@ def start_app(tmp_path: Path) -> Iterator[Callable[[], App]]:
         if app.proc.poll() is None:
             app.proc.kill()
             app.proc.wait(timeout=10)
+        app.log.close()
 
 
 def wait_for(what: str, probe: Callable[[], bool], check: Callable[[], None]) -> None:
