@@ -19,6 +19,15 @@ from sampan.schemas import registry
 from sampan.tools.bench.ledger import synthetic_fills
 
 pytestmark = pytest.mark.integration
+
+
+def assert_sound(env_settings: Settings, schema: str) -> None:
+    """`verify` finds the journal sound; the synthetic fills are unfunded, so accounts beyond
+    their credit line are the only problems it may report."""
+    problems = verify(env_settings, schema, lambda _: None)
+    assert [p for p in problems if "beyond its credit line" not in p] == []
+
+
 SOURCE = Source("test", "fills")
 AWKWARD = "ACC\t\\N\n\r\\x"  # COPY text's separators, escapes and NULL marker
 
@@ -38,7 +47,7 @@ def test_post_replay_and_conflict(env_settings: Settings, schema: str) -> None:
     with db.connect(env_settings, schema) as conn:
         first = post_batch(conn, SOURCE, _items(records), known, rejected.extend)
         assert (first.posted, first.replayed, rejected) == (50, 0, [])
-        assert verify(env_settings, schema, lambda _: None) == []
+        assert_sound(env_settings, schema)
 
         changed = records[1] | {"qty": int(str(records[1]["qty"])) + 100}
         again = post_batch(conn, SOURCE, _items(records, first_offset=50), known, rejected.extend)
@@ -55,7 +64,7 @@ def test_post_replay_and_conflict(env_settings: Settings, schema: str) -> None:
         assert rows == [(f"{ref}:cash", AWKWARD)]
         offsets = conn.execute("SELECT next_offset FROM consumer_offsets").fetchall()
         assert offsets == [(101,)]
-    assert verify(env_settings, schema, lambda _: None) == []
+    assert_sound(env_settings, schema)
 
 
 HK_MIDNIGHT_NS = 1_750_003_200 * 10**9  # 2025-06-16 00:00 in Hong Kong
@@ -92,7 +101,7 @@ def test_the_same_hkex_exec_id_on_two_trading_days_posts_twice(
         assert refs == [("HKEX:2025-06-15:10000000001",), ("HKEX:2025-06-16:10000000001",)]
         ids = conn.execute("SELECT id FROM journal WHERE leg = 2 ORDER BY 1").fetchall()
         assert ids == [(f"{ref}:shares",) for (ref,) in refs]
-    assert verify(env_settings, schema, lambda _: None) == []
+    assert_sound(env_settings, schema)
 
 
 def test_the_migration_adds_the_day_to_hkex_refs_posted_before(
@@ -171,4 +180,4 @@ def test_two_sinks_opening_one_position_both_count(env_settings: Settings, schem
     with db.connect(env_settings, schema) as conn:
         qty = conn.execute("SELECT qty FROM positions WHERE account = 'ACC0001'").fetchall()
     assert qty == [(400,)]
-    assert verify(env_settings, schema, lambda _: None) == []
+    assert_sound(env_settings, schema)
