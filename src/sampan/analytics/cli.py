@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from typing import Any
 
 from sampan.config import settings
+
+
+def _stop_while_starting(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -22,6 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Until Faust's worker installs its own handlers, a SIGTERM (a supervisor stopping the venue
+    # while the state is still being read) ends the process cleanly instead of by the signal.
+    signal.signal(signal.SIGTERM, _stop_while_starting)
     app = build(settings())
     worker = faust.Worker(app, loglevel=args.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()  # exits the process when the worker stops
