@@ -16,20 +16,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from sampan.config import Settings
 from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.ledger_sink import db
-from sampan.schemas.codec import registry
-from sampan.streams.reader import read_to_end
+from sampan.tools.records import new_order, publish_records, read_topic, wait_until
 from sampan.tools.seed import AccountSeed, account_record, fund_seed
 from sampan.tools.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
 
@@ -39,7 +37,6 @@ INTERNAL_E3 = 512_000
 HKEX_E3 = 512_500
 FIRM = "MAKER2"
 WAIT_S = 45.0
-T = TypeVar("T")
 
 SEEDS = (
     AccountSeed("BUYER1", "M1", 5_000_000_00, 1_000_000_00, 500_000_00, 2_000_000_00),
@@ -69,50 +66,17 @@ def sampan(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def publish(s: Settings, topic: str, schema: str, records: list[dict[str, Any]]) -> None:
-    producer = Producer(s.kafka(**{"enable.idempotence": True}))
-    for record in records:
-        key = record["account"].encode()
-        producer.produce(s.topic(topic), key=key, value=registry().encode(schema, record))
-    assert producer.flush(30) == 0, f"{topic}: records not delivered within 30 s"
+    publish_records(s, topic, schema, [(r["account"], r) for r in records])
 
 
 def read(s: Settings, topic: str, schema: str) -> list[dict[str, Any]]:
-    return [registry().decode(schema, m.value()) for m in read_to_end(s, topic, 30.0)]
+    return read_topic(s, topic, schema, timeout_s=30.0)
 
 
 def command(kind: str, cl_ord_id: str, account: str, side: str, qty: int, price_e3: int,
             route: str, orig: str | None = None) -> dict[str, Any]:  # fmt: skip
-    return {
-        "command_id": f"{cl_ord_id}-cmd",
-        "kind": kind,
-        "account": account,
-        "member": "M" + account[-1],
-        "security": 700,
-        "cl_ord_id": cl_ord_id,
-        "orig_cl_ord_id": orig,
-        "side": side,
-        "ord_type": "LIMIT",
-        "time_in_force": "DAY",
-        "price_e3": price_e3,
-        "qty": qty,
-        "route": route,
-        "batch_id": None,
-        "parent_id": None,
-        "user": "audit-test",
-        "ts_ns": time.time_ns(),
-        "stp": None,
-    }
-
-
-def wait_until(what: str, probe: Callable[[], T | None], check: Callable[[], None]) -> T:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        check()
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {WAIT_S:.0f} s waiting for {what}")
+    order = new_order(cl_ord_id, account, side, qty, price_e3, route)
+    return order | {"command_id": f"{cl_ord_id}-cmd", "kind": kind, "orig_cl_ord_id": orig}
 
 
 def reports(s: Settings, cl_ord_id: str) -> list[dict[str, Any]]:
@@ -163,7 +127,7 @@ def test_audit_tells_each_order_and_account_story(
             check = venue.check
             rest = command("NEW", "rest-1", "SELLER2", "SELL_SHORT", 300, INTERNAL_E3, "INTERNAL")
             publish(s, "orders.requests", "OrderCommand", [rest])
-            wait_until("the resting sell", lambda: reports(s, "rest-1"), check)
+            wait_until("the resting sell", lambda: reports(s, "rest-1"), WAIT_S, check)
             smart = command("NEW", "smart-1", "BUYER1", "BUY", 1_000, HKEX_E3, "SMART")
             park = command("NEW", "park-1", "BUYER1", "BUY", 100, 500_000, "INTERNAL")
             fat = command("NEW", "fat-1", "BUYER1", "BUY", 10_000, 505_000, "INTERNAL")
@@ -171,17 +135,19 @@ def test_audit_tells_each_order_and_account_story(
             wait_until(
                 "the SMART parent FILLED",
                 lambda: [r for r in reports(s, "smart-1") if r["ord_status"] == "FILLED"],
+                WAIT_S,
                 check,
             )
-            wait_until("park-1 resting", lambda: reports(s, "park-1"), check)
+            wait_until("park-1 resting", lambda: reports(s, "park-1"), WAIT_S, check)
             amend = command("AMEND", "park-2", "BUYER1", "BUY", 200, 500_000, "INTERNAL", "park-1")
             publish(s, "orders.requests", "OrderCommand", [amend])
-            wait_until("the amend", lambda: reports(s, "park-2"), check)
+            wait_until("the amend", lambda: reports(s, "park-2"), WAIT_S, check)
             cancel = command("CANCEL", "park-3", "BUYER1", "BUY", 0, 0, "INTERNAL", "park-2")
             publish(s, "orders.requests", "OrderCommand", [cancel])
             wait_until(
                 "the cancel",
                 lambda: [r for r in reports(s, "park-3") if r["exec_type"] == "CANCELED"],
+                WAIT_S,
                 check,
             )
 
@@ -189,7 +155,7 @@ def test_audit_tells_each_order_and_account_story(
                 out = sampan("recon", "report", "--grace-s", "1").stdout
                 return "matched 2, pending 0, open breaks 0" in out
 
-            wait_until("recon: 2 HKEX executions matched", reconciled, check)
+            wait_until("recon: 2 HKEX executions matched", reconciled, WAIT_S, check)
         finally:
             firm.close()
         venue.stop()
