@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 
 from sampan.config import Settings
 from sampan.schemas.codec import registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def ts_ns() -> int:
 def produce(
     s: Settings, topic: str, schema: str, items: list[tuple[bytes, dict[str, Any]]]
 ) -> None:
-    producer = Producer(s.kafka(**{"enable.idempotence": True, "linger.ms": 5}))
+    producer = Producer(profiles.producer(s))
     for key, record in items:
         producer.produce(s.topic(topic), key=key, value=registry().encode(schema, record))
         producer.poll(0)
