@@ -19,7 +19,10 @@ dead-letter, and goes on, so one odd HKEX message cannot stop the router for goo
 Guarantees: every request gets an answer on orders.events or a venue (a reject is a REJECTED
 or CANCEL_REJECTED report with a `RejectReason`, never silence; a MASS_CANCEL that matches no
 order it has not already asked to cancel is answered NOTHING_TO_CANCEL, and never sends a
-second cancel for an order whose cancel is pending); the ids sent are deterministic (`ids`); a
+second cancel for an order whose cancel is pending); a CANCEL is answered under its own
+ClOrdID, by the order's CANCELED report or by a CANCEL_REJECTED (no such open order, a cancel
+already pending, or too late: the order filled, expired or was rejected first, which the router
+says itself for HKEX and SMART orders); the ids sent are deterministic (`ids`); a
 duplicate-ClOrdID reject from HKEX is "already sent" and changes nothing; an HKEX execution
 already applied to an order (same ExecID) is ignored; an execution whose order the core does
 not know yet (its request not re-processed after a restart) is parked, bounded by
@@ -227,12 +230,31 @@ class RouterCore:
 
     def _put(self, order: Order) -> None:
         """Store the order's new state: open, or finished (kept for its ClOrdIDs, without
-        the ExecIDs only an open order needs)."""
+        the ExecIDs only an open order needs). An order that ends here with a member's cancel
+        still unanswered answers it (`_cancel_left`)."""
+        before = self._get(order.key)
         if self._journals:
-            self._journals[-1].setdefault(order.key, self._get(order.key))
+            self._journals[-1].setdefault(order.key, before)
         self._remove(order.key)
         self._insert(order if order.open else replace(order, exec_ids=()))
         self.dirty.add(order.key)
+        if before is not None and before.open and not order.open:
+            self._cancel_left(order)
+
+    def _cancel_left(self, order: Order) -> None:
+        """The order just ended with a member's cancel pending. A CANCELED end answered it
+        (that report carries the cancel's ClOrdID); any other end (filled, expired, rejected)
+        makes it too late, and the router says so: an internal-route order's cancel is
+        answered by the matcher, but HKEX's answer to a cancel of an order that has ended
+        finds no order here any more, and a SMART parent's cancel may never leave the router
+        (its internal child ends by itself)."""
+        if (
+            order.cancel_cl_ord_id is None
+            or order.route is Route.INTERNAL
+            or order.status is Status.CANCELED
+        ):
+            return
+        self.out.append(hx.cancel_too_late(order, router_exec_id(origin_of(order.key), 1)))
 
     def _forget(self, key: str) -> None:
         """Drop a finished order of an earlier day (its ClOrdIDs may be used again)."""
@@ -429,6 +451,10 @@ class RouterCore:
         if self._duplicate(origin, req):
             return
         order = self.orders[key]
+        if order.cancel_requested:
+            # One cancel at a time: the pending one will end the order, or be refused.
+            self._reject(origin, req, risk.RejectReason.CANCEL_PENDING, "a cancel is pending")
+            return
         order = replace(order, member_cl_ord_ids=(*order.member_cl_ord_ids, req.cl_ord_id))
         self._cancel(order, req, req.cl_ord_id, Kind.CANCEL, origin, 0)
 
@@ -627,6 +653,11 @@ class RouterCore:
         order = self.orders[key]
         if rej.cxl_rej_reason == CXL_REJ_UNKNOWN_ORDER:
             self._venue_forgot(order, rej)
+            return
+        if order.cancel_cl_ord_id is None:
+            log.info(
+                "router: HKEX refused cancel %s, already answered (seq %d)", rej.cl_ord_id, seq
+            )
             return
         self.out.append(hx.cancel_rejected(order, rej))
         self._put(replace(order, cancel_requested=False, cancel_cl_ord_id=None))

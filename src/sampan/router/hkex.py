@@ -57,6 +57,7 @@ MASS_CANCEL_MAX = 10_000
 # The MsgType of the notice the OCG-C link queues when HKEX has lost our session (`fixlink`).
 EXCHANGE_RESET = "sampan.exchange-reset"
 VENUE_REJECTED = "VENUE_REJECTED"
+TOO_LATE_TO_CANCEL = "TOO_LATE_TO_CANCEL"
 
 _SIDE = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL_SHORT}
 _TIF = {"DAY": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
@@ -151,14 +152,17 @@ def parent_report(
     parent = replace(parent, reports=parent.reports + 1)
     origin = origin_of(parent.key)
     ended = parent.status in (Status.REJECTED, Status.CANCELED, Status.EXPIRED)
+    # Ended CANCELED with the member's cancel pending: the report answers that cancel, under
+    # its ClOrdID, as a venue's cancel confirmation does.
+    cancel = parent.status is Status.CANCELED and parent.cancel_cl_ord_id is not None
     e = Execution(
         exec_id=parent_exec_id(origin, parent.reports),
         venue=venue,
         order_id=parent_order_id(origin),
         exec_type=exec_type,
         ord_status=report_status(parent.status),
-        cl_ord_id=parent.cl_ord_id,
-        orig_cl_ord_id=parent.cl_ord_id if parent.cancel_cl_ord_id else None,
+        cl_ord_id=(parent.cancel_cl_ord_id or parent.cl_ord_id) if cancel else parent.cl_ord_id,
+        orig_cl_ord_id=parent.cl_ord_id if cancel else None,
         last_px_e3=last_px_e3,
         last_qty=last_qty,
         reject_reason=parent.reject_reason if ended else None,
@@ -190,7 +194,10 @@ def internal_update(order: Order, r: BookReport) -> Update:
                 cancel_cl_ord_id=None,
             )
         )
-    return Update(order)  # CANCEL_REJECTED changes nothing
+    if exec_type == "CANCEL_REJECTED" and r.cl_ord_id == order.cancel_cl_ord_id:
+        # The matcher refused our cancel (say the order had just traded out): none pending.
+        return Update(replace(order, cancel_requested=False, cancel_cl_ord_id=None))
+    return Update(order)  # an AMEND's CANCEL_REJECTED changes nothing
 
 
 def hkex_update(order: Order, er: ExecutionReport) -> Update:
@@ -329,6 +336,25 @@ def cancel_rejected(order: Order, rej: OrderCancelReject) -> Out:
         orig_cl_ord_id=order.cl_ord_id,
         reject_reason=VENUE_REJECTED,
         text=rej.text,
+    )
+    return report(order, e, order.ts_ns)
+
+
+def cancel_too_late(order: Order, exec_id: str) -> Out:
+    """The answer to the member's pending cancel of `order`, which ended otherwise (filled,
+    expired, rejected) before the cancel could act."""
+    assert order.cancel_cl_ord_id is not None and not order.open, order
+    smart = order.route is Route.SMART
+    e = Execution(
+        exec_id=exec_id,
+        venue="HKEX" if order.route is Route.HKEX else "INTERNAL",
+        order_id=parent_order_id(origin_of(order.key)) if smart else order.venue_order_id,
+        exec_type="CANCEL_REJECTED",
+        ord_status=report_status(order.status),
+        cl_ord_id=order.cancel_cl_ord_id,
+        orig_cl_ord_id=order.cl_ord_id,
+        reject_reason=TOO_LATE_TO_CANCEL,
+        text=f"too late to cancel: the order is {order.status}",
     )
     return report(order, e, order.ts_ns)
 

@@ -62,6 +62,8 @@ class RejectReason(enum.StrEnum):
     DUPLICATE_CL_ORD_ID = "DUPLICATE_CL_ORD_ID"  # used by the account today already
     UNKNOWN_ORDER = "UNKNOWN_ORDER"
     NOTHING_TO_CANCEL = "NOTHING_TO_CANCEL"  # a MASS_CANCEL that matches no open order
+    CANCEL_PENDING = "CANCEL_PENDING"  # a CANCEL of an order whose cancel is already pending
+    TOO_LATE_TO_CANCEL = "TOO_LATE_TO_CANCEL"  # the order ended otherwise before the cancel
     UNSUPPORTED = "UNSUPPORTED"
     OPEN_ORDERS_LIMIT = "OPEN_ORDERS_LIMIT"
     VENUE_REJECTED = "VENUE_REJECTED"

@@ -68,10 +68,12 @@ def test_smart_remainders_priced_through_hkex_end_their_parents(env_settings: Se
             orig=through["cl_ord_id"],
         )  # fmt: skip
         send(env_settings, cancel)
+        # The parent's CANCELED report answers the cancel, under the cancel's ClOrdID.
         (ended,) = wait_for(
-            "the parent CANCELED", lambda: parent(through["cl_ord_id"], "CANCELED"), 60, *procs
+            "the parent CANCELED", lambda: parent(cancel["cl_ord_id"], "CANCELED"), 60, *procs
         )
         assert (ended["cum_qty"], ended["leaves_qty"]) == (300, 0)
+        assert ended["orig_cl_ord_id"] == through["cl_ord_id"]
 
         # Ten ticks through the touch is beyond an enhanced limit's reach: HKEX rejects it.
         sim.rest_sell(100, 507_000)
