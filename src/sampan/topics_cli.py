@@ -1,4 +1,5 @@
-"""`sampan topics list | apply`: print the catalog, or create what is missing and report drift.
+"""`sampan topics list | apply | render`: print the catalog, create what is missing and report
+drift, or print the catalog as Strimzi `KafkaTopic` resources (`topics_render`).
 
 `apply` never changes an existing topic: a partition count or config that differs from the
 catalog is reported as drift (exit status 1) for an operator to decide on.
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sampan import topics
+from sampan import topics, topics_render
 from sampan.config import Settings, settings
 from sampan.errors import ConfigError, StackError
 
@@ -157,6 +158,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(render_table())
         return 0
+    if args.action == "render":
+        if args.replicas < 1:
+            raise ConfigError(f"--replicas {args.replicas}: at least 1")
+        resources = topics_render.kafka_topics(
+            settings().topic_prefix, args.cluster, args.replicas, audit_retention_ms()
+        )
+        print(topics_render.to_yaml(resources), end="")
+        return 0
     result = apply(settings())
     for name in result.created:
         print(f"created  {name}")
@@ -176,8 +185,21 @@ def register(subparsers: Any) -> None:
             "`list` prints the topic catalog (name, key, value schema, partitions, policy, writers, "
             "readers). `apply` creates the topics that are missing on SAMPAN_KAFKA_BOOTSTRAP and "
             "reports, without changing them, topics whose partitions or configs differ from the "
-            "catalog (exit status 1 when there is drift)."
+            "catalog (exit status 1 when there is drift). `render` prints the catalog as Strimzi "
+            "KafkaTopic resources (YAML, names with SAMPAN_TOPIC_PREFIX, audit retention from "
+            "SAMPAN_AUDIT_RETENTION_DAYS) for `kubectl apply -f -`."
         ),
     )
-    parser.add_argument("action", choices=("list", "apply"))
+    parser.add_argument("action", choices=("list", "apply", "render"))
+    parser.add_argument(
+        "--cluster",
+        default="sampan",
+        help="render: the Strimzi Kafka cluster's name (label strimzi.io/cluster; default %(default)s)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=3,
+        help="render: replication factor (default %(default)s; min ISR is min(2, this))",
+    )
     parser.set_defaults(handler=_run)
