@@ -14,6 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from sampan import credentials
 from sampan.errors import SampanError
 
 # Modules that provide `register(subparsers: argparse._SubParsersAction) -> None`.
@@ -34,6 +35,21 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.tools.audit_cli",
     "sampan.analytics.cli",
 )
+
+# The principal each process command runs as on the broker (`sampan.credentials`); every other
+# command (the stack, topics, seed, demo, bench, users) is the operator's, `admin`.
+COMMAND_PRINCIPALS: dict[str, str] = {
+    "router": "router",
+    "matcher": "matcher",
+    "ledger-sink": "ledger_sink",
+    "ledger": "ledger_sink",
+    "dropcopy": "dropcopy",
+    "recon": "recon",
+    "omd-ingest": "omd_ingest",
+    "ui": "ui_bridge",
+    "analytics": "analytics",
+    "audit": "audit",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +81,8 @@ def _is_unreachable_service(error: Exception) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    principal = COMMAND_PRINCIPALS.get(args.command, credentials.ADMIN)
+    credentials.run_as(principal)
     try:
         status: int = args.handler(args)
     except SampanError as error:
@@ -81,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sampan {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        credentials.done_as(principal)
     return status
 
 

@@ -30,7 +30,9 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from sampan import credentials, stack_security
 from sampan.config import KAFKA_VERSION, Settings
+from sampan.credentials import LocalSecurity
 from sampan.errors import StackError
 from sampan.streams import profiles
 
@@ -212,7 +214,13 @@ def _render_server_properties(settings: Settings, paths: Paths) -> Path:
         controller_port=settings.kafka_controller_port,
         log_dirs=str(paths.kafka_data),
     )
+    local = LocalSecurity.of(paths.state)
+    if local.present():
+        rendered = stack_security.secure_properties(rendered, local)
+        stack_security.check_properties(rendered)
     target = paths.kafka_dir / "server.properties"
+    target.touch(mode=0o600)
+    target.chmod(0o600)  # a secured broker's file holds its keystore and SCRAM passwords
     target.write_text(rendered)
     return target
 
@@ -244,6 +252,9 @@ def start_kafka(settings: Settings, paths: Paths) -> str:
             "-c",
             str(properties),
         )
+        local = LocalSecurity.of(paths.state)
+        if local.present():
+            command += stack_security.scram_format_args(local)
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -364,6 +375,7 @@ def _chown_for_pg(path: Path) -> None:
 
 
 def start_postgres(settings: Settings, paths: Paths) -> str:
+    local = LocalSecurity.of(paths.state)
     pid = _read_pid(paths.pg_data / "postmaster.pid")
     if pid is None and _port_busy(settings.pg_port):
         raise StackError(
@@ -373,6 +385,10 @@ def start_postgres(settings: Settings, paths: Paths) -> str:
     if pid is None:
         if not (paths.pg_data / "PG_VERSION").exists():
             paths.pg_dir.mkdir(parents=True, exist_ok=True)
+            auth = ["--auth=trust"]
+            if local.present():
+                pwfile = stack_security.write_pg_password_for_initdb(local, paths.pg_dir)
+                auth = stack_security.initdb_args(pwfile)
             _chown_for_pg(paths.pg_dir)
             command = _as_pg_owner(
                 [
@@ -380,19 +396,27 @@ def start_postgres(settings: Settings, paths: Paths) -> str:
                     "-D",
                     str(paths.pg_data),
                     "--username=sampan",
-                    "--auth=trust",
+                    *auth,
                     "--encoding=UTF8",
                     "--locale=C",
                 ]
             )
             result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            (paths.pg_dir / "initdb.password").unlink(missing_ok=True)
             if result.returncode != 0:
                 raise StackError(f"initdb failed:\n{result.stdout}{result.stderr}")
+            if local.present():
+                stack_security.write_pg_hba(paths.pg_data)
+                _chown_for_pg(paths.pg_data / "pg_hba.conf")
         options = (
             f"-p {settings.pg_port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories='{paths.pg_dir}' -c max_connections=200 "
             "-c fsync=on -c synchronous_commit=on -c shared_buffers=256MB"
         )
+        if local.present():
+            cert, key = stack_security.pg_tls_files(local, paths.pg_dir)
+            _chown_for_pg(cert.parent)
+            options += stack_security.pg_options(cert, key)
         command = _as_pg_owner(
             [
                 _pg_bin("pg_ctl"),
@@ -425,8 +449,9 @@ def start_postgres(settings: Settings, paths: Paths) -> str:
 
 def _ensure_database(settings: Settings) -> None:
     import psycopg
+    from psycopg.conninfo import make_conninfo
 
-    admin_url = f"postgresql://sampan@127.0.0.1:{settings.pg_port}/postgres"
+    admin_url = make_conninfo(settings.database_url, dbname="postgres")
     deadline = time.monotonic() + PG_READY_TIMEOUT_S
     while True:
         try:
@@ -524,7 +549,46 @@ def up(settings: Settings) -> list[str]:
         paths.state.chmod(0o755)
     placed = place_postgres(paths)
     lines = [placed] if placed else []
+    created = _create_security(settings, paths)
+    if created:
+        lines.append(created)
+        settings = _with_local_security(settings)
     return [*lines, start_postgres(settings, paths), start_kafka(settings, paths)]
+
+
+def _create_security(settings: Settings, paths: Paths) -> str | None:
+    """On a fresh state folder, create the secured stack's CA, certificates and passwords
+    (`stack_security`), unless SAMPAN_STACK_SECURITY=plaintext; a stack created before keeps
+    what it was created with."""
+    local = LocalSecurity.of(paths.state)
+    if local.present():
+        return None
+    fresh = (
+        not (paths.kafka_data / "meta.properties").exists()
+        and not (paths.pg_data / "PG_VERSION").exists()
+    )
+    if not fresh or not stack_security.wanted():
+        return None
+    shutil.rmtree(local.root, ignore_errors=True)  # a creation cut short before ca.pem
+    stack_security.create(local, settings.pg_port)
+    return f"security: CA, certificates and passwords created in {local.root} (mode 700)"
+
+
+def _with_local_security(settings: Settings) -> Settings:
+    """`settings` as the operator's client of the stack just secured."""
+    from dataclasses import replace
+
+    url = os.environ.get("SAMPAN_DATABASE_URL") or credentials.local_database_url(
+        settings.state_dir, settings.pg_port
+    )
+    return replace(
+        settings,
+        principal=credentials.ADMIN,
+        kafka_security=credentials.kafka_security(
+            os.environ, settings.state_dir, credentials.ADMIN
+        ),
+        database_url=url or settings.database_url,
+    )
 
 
 def down(settings: Settings) -> list[str]:
@@ -536,11 +600,14 @@ def status(settings: Settings) -> list[str]:
     paths = Paths(settings.state_dir)
     kafka_pid = _read_pid(paths.kafka_pid)
     pg_pid = _read_pid(paths.pg_data / "postmaster.pid")
+    secured = LocalSecurity.of(paths.state).present()
     lines = [
         f"kafka     {'running, pid ' + str(kafka_pid) if kafka_pid else 'stopped'}"
         f"  127.0.0.1:{settings.kafka_port}  jars {kafka_home()}",
         f"postgres  {'running, pid ' + str(pg_pid) if pg_pid else 'stopped'}"
         f"  127.0.0.1:{settings.pg_port}  data {paths.pg_data}",
+        f"security  {'SASL_SSL (SCRAM-SHA-512), ACLs; PostgreSQL hostssl, SCRAM' if secured else 'none (PLAINTEXT, trust)'}"
+        f"  {LocalSecurity.of(paths.state).root if secured else ''}".rstrip(),
     ]
     return lines
 

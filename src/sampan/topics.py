@@ -131,7 +131,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         30,
         ("matcher", "omd_ingest"),
-        ("ui_bridge", "analytics"),
+        ("ui_bridge", "analytics", "router"),
     ),
     _topic(
         "md.stats",
@@ -182,8 +182,8 @@ CATALOG: tuple[Topic, ...] = (
         1,
         "compact",
         NEVER,
-        ("admin api",),
-        ("router", "ledger_sink"),
+        ("admin api", "ui_bridge"),
+        ("router", "ledger_sink", "ui_bridge"),
     ),
     _topic(
         "hkex.dropcopy",
@@ -193,7 +193,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("dropcopy",),
-        ("recon",),
+        ("recon", "dropcopy"),
     ),
     _topic(
         "recon.breaks",
@@ -203,7 +203,7 @@ CATALOG: tuple[Topic, ...] = (
         "compact",
         NEVER,
         ("recon",),
-        ("ui_bridge (ops)", "alerts"),
+        ("ui_bridge (ops)", "alerts", "recon"),
     ),
     _topic(
         "ledger.balances",

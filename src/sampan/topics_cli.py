@@ -2,7 +2,9 @@
 drift, or print the catalog as Strimzi `KafkaTopic` resources (`topics_render`).
 
 `apply` never changes an existing topic: a partition count or config that differs from the
-catalog is reported as drift (exit status 1) for an operator to decide on.
+catalog is reported as drift (exit status 1) for an operator to decide on. On a cluster with an
+authorizer it also creates the ACLs the catalog implies (`sampan.acls`) and reports any other
+grant on the same resources as drift; it removes none.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sampan import topics, topics_render
+from sampan import acls, topics, topics_render
 from sampan.config import Settings, settings
 from sampan.errors import ConfigError, StackError
 
@@ -25,6 +27,7 @@ class ApplyResult:
     created: list[str]
     unchanged: list[str]
     drift: list[str]
+    acls: acls.AclResult | None = None
 
 
 def audit_retention_ms() -> int:
@@ -151,7 +154,9 @@ def apply(current: Settings) -> ApplyResult:
                 if value != wanted:
                     drift.append(f"{name}: {key}={value}, catalog says {wanted}")
     unchanged = [current.topic(t.name) for t in present]
-    return ApplyResult(created=created, unchanged=unchanged, drift=drift)
+    granted = acls.apply(current, admin)
+    drift += [f"acl: {line}" for line in granted.drift]
+    return ApplyResult(created=created, unchanged=unchanged, drift=drift, acls=granted)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -172,6 +177,10 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{len(result.created)} created, {len(result.unchanged)} already present, {len(result.drift)} drift"
     )
+    if result.acls is not None and result.acls.enabled:
+        print(f"acls: {result.acls.created} created, {result.acls.present} already present")
+    elif result.acls is not None:
+        print("acls: the cluster has no authorizer (a PLAINTEXT stack): none applied")
     for line in result.drift:
         print(f"drift    {line}")
     return 1 if result.drift else 0

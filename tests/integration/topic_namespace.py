@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sampan import topics_cli
+from sampan import acls, topics_cli
 from sampan.config import Settings
 
 DELETE_TIMEOUT_S = 30.0
@@ -58,7 +58,8 @@ def delete_topics_under(
 @contextmanager
 def topic_namespace(current: Settings) -> Iterator[str]:
     """Create the catalog under ``current.topic_prefix`` (which must be fresh); yield it;
-    delete every topic under it on the way out."""
+    delete every topic under it, and on a secured stack the ACLs `apply` made for it, on the
+    way out."""
     prefix = current.topic_prefix
     result = topics_cli.apply(current)
     assert not result.drift, result.drift
@@ -66,3 +67,4 @@ def topic_namespace(current: Settings) -> Iterator[str]:
         yield prefix
     finally:
         delete_topics_under(current, prefix)
+        acls.remove(current)

@@ -36,6 +36,7 @@ from sampan.analytics.movers import movers
 from sampan.analytics.stats import SessionStats, Trade, apply
 from sampan.config import Settings
 from sampan.schemas.codec import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 
 log = logging.getLogger("sampan.analytics")
@@ -103,6 +104,7 @@ def build(settings: Settings) -> faust.App:
     app = faust.App(
         settings.topic(APP_ID),
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=profiles.faust_credentials(settings),
         store="memory://",
         processing_guarantee="at_least_once",
         topic_allow_declare=False,

@@ -117,3 +117,24 @@ def end_reader(settings: Settings, group: str, **options: Any) -> dict[str, Any]
             **options,
         }
     )
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same security as every librdkafka client, for faust-streaming's aiokafka clients:
+    a `faust.SASLCredentials` over TLS with the settings' CA, or None on a PLAINTEXT stack."""
+    config = settings.kafka()
+    protocol = str(config.get("security.protocol", "PLAINTEXT")).upper()
+    if protocol == "PLAINTEXT":
+        return None
+    assert protocol == "SASL_SSL", f"faust clients support SASL_SSL here, not {protocol}"
+    import ssl
+
+    import faust
+
+    context = ssl.create_default_context(cafile=config.get("ssl.ca.location"))
+    return faust.SASLCredentials(
+        username=config["sasl.username"],
+        password=config["sasl.password"],
+        ssl_context=context,
+        mechanism=str(config.get("sasl.mechanism") or config.get("sasl.mechanisms")),
+    )
