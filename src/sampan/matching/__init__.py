@@ -1,6 +1,7 @@
 """matching: the pure limit order book and engine that both venues run.
 
-`model` (commands and events), `instrument` (an instrument and a venue's `Rules`), `book` and
+`model` (commands and events), `instrument` (an instrument and a venue's `Rules`), `book`,
+`auction` (the IEP and its band), `phases` (what each phase of the day does to a book) and
 `engine` import no Kafka, no sockets and no clock. The internal venue (`sampan.matcher`) runs
 the `Engine` with `Rules.internal()`; the HKEX simulator (`sampan.hkex_sim`) with `Rules.hkex()`.
 """
@@ -10,9 +11,11 @@ from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
     AmendOrder,
+    AuctionUncrossed,
     CancelOrder,
     CancelReason,
     CancelRejected,
+    ChangePhase,
     Command,
     Event,
     ExecType,
@@ -22,6 +25,7 @@ from sampan.matching.model import (
     MassCancelled,
     OrderStatus,
     OrderType,
+    PhaseChanged,
     PlaceOrder,
     RejectReason,
     RequestKind,
@@ -32,9 +36,11 @@ from sampan.matching.model import (
 
 __all__ = [
     "AmendOrder",
+    "AuctionUncrossed",
     "CancelOrder",
     "CancelReason",
     "CancelRejected",
+    "ChangePhase",
     "Command",
     "Engine",
     "Event",
@@ -47,6 +53,7 @@ __all__ = [
     "MassCancelled",
     "OrderStatus",
     "OrderType",
+    "PhaseChanged",
     "PlaceOrder",
     "RejectReason",
     "RequestKind",

@@ -27,6 +27,7 @@ from bisect import bisect_left, insort
 from typing import Any
 
 from sampan.market.rules import SPREAD_TABLES
+from sampan.matching.auction import AT_AUCTION_ASK_LEVEL_E3, AT_AUCTION_BID_LEVEL_E3
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
     EXEC_ID_SECURITY_FACTOR,
@@ -58,6 +59,8 @@ _STATUS_EXPIRED = OrderStatus.EXPIRED
 _STATUS_FILLED = OrderStatus.FILLED
 _STATUS_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 _SELF_TRADE_PREVENTED = CancelReason.SELF_TRADE_PREVENTED
+_AT_AUCTION = OrderType.AT_AUCTION
+_AT_AUCTION_LEVELS = frozenset({AT_AUCTION_BID_LEVEL_E3, AT_AUCTION_ASK_LEVEL_E3})
 
 
 class InvariantError(Exception):
@@ -171,12 +174,26 @@ class BookSide:
         return self.sign * self.keys[-1] if self.keys else None
 
     def depth(self, levels_max: int) -> tuple[DepthLevel, ...]:
+        """The best `levels_max` priced levels; the at-auction queue (during an auction) is
+        not a price level and is left out."""
         keys, levels, sign = self.keys, self.levels, self.sign
-        out = []
-        for i in range(len(keys) - 1, max(len(keys) - 1 - levels_max, -1), -1):
+        out: list[DepthLevel] = []
+        for i in range(len(keys) - 1, -1, -1):
             level = levels[sign * keys[i]]
+            if level.price_e3 in _AT_AUCTION_LEVELS:
+                continue
             out.append((level.price_e3, level.qty, level.count))
+            if len(out) == levels_max:
+                break
         return tuple(out)
+
+    def best_priced_e3(self) -> int:
+        """The best price of a priced order on this side, 0 if there is none."""
+        for i in range(len(self.keys) - 1, -1, -1):
+            price = self.sign * self.keys[i]
+            if price not in _AT_AUCTION_LEVELS:
+                return price
+        return 0
 
     def iter_levels(self) -> list[Level]:
         """Levels best first (used by checks and snapshots, not on the hot path)."""
@@ -198,6 +215,7 @@ class OrderBook:
     __slots__ = (
         "asks",
         "bids",
+        "day",
         "exec_base",
         "instrument",
         "last_px_e3",
@@ -221,6 +239,7 @@ class OrderBook:
         self.priority_seq = 0  # time priority of resting orders
         self.last_px_e3 = 0
         self.exec_base = instrument.security * EXEC_ID_SECURITY_FACTOR
+        self.day = DayState()
 
     def set_instrument(self, instrument: Instrument) -> None:
         assert instrument.security == self.security
@@ -257,6 +276,16 @@ class OrderBook:
         level.count += 1
         self.orders[order.order_id] = order
 
+    def rest_any(self, order: Order) -> None:
+        """Rest `order`, an at-auction order at its side's at-auction level."""
+        if order.order_type is not _AT_AUCTION:
+            self.rest(order)
+            return
+        level_price = AT_AUCTION_BID_LEVEL_E3 if order.side is _BUY else AT_AUCTION_ASK_LEVEL_E3
+        price, order.price_e3 = order.price_e3, level_price
+        self.rest(order)
+        order.price_e3 = price
+
     def report(
         self,
         order: Order,
@@ -286,12 +315,21 @@ class OrderBook:
         order.status = order.status.to(_STATUS_CANCELED)
         return self.report(order, _CANCELED, ts_ns, reason)
 
-    def amend(self, order: Order, price_e3: int, qty: int, ts_ns: int, out: list[Event]) -> None:
+    def amend(
+        self,
+        order: Order,
+        price_e3: int,
+        qty: int,
+        ts_ns: int,
+        out: list[Event],
+        matching: bool = True,
+    ) -> None:
         """Amend a resting order to `price_e3` and total quantity `qty` (the engine has checked
         the request: something changes, `qty` above what has filled). A quantity decrease at
         the same price keeps time priority and shrinks the level in place; any other change is
         a cancel/replace under the same order id: the order leaves its level, may trade at once
-        at its new price, and rests last with what is left."""
+        at its new price (unless `matching` is False, during an auction), and rests last with
+        what is left."""
         level = order.level
         assert level is not None, "only a resting order is amended"
         assert qty > order.cum_qty, "an amend leaves something to trade"
@@ -309,6 +347,9 @@ class OrderBook:
         order.leaves_qty = qty - order.cum_qty
         order.ts_ns = ts_ns
         out.append(self.report(order, _AMENDED, ts_ns))
+        if not matching:
+            self.rest_any(order)
+            return
         self.match(order, price_e3, ts_ns, out)
         if order.leaves_qty and order.status is not _STATUS_CANCELED:
             self.rest(order)
@@ -436,7 +477,98 @@ class OrderBook:
     def depth(self, levels_max: int) -> tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]:
         return self.bids.depth(levels_max), self.asks.depth(levels_max)
 
-    def validate(self) -> None:
+    # ------------------------------------------------------------------ auctions
+
+    def auction_book(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int, int]:
+        """(bid levels, ask levels, at-auction buy qty, at-auction sell qty): the priced
+        levels as (price_e3, qty), for `auction.equilibrium`."""
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        at_auction = [0, 0]
+        for book_side, levels, i in ((self.bids, bids, 0), (self.asks, asks, 1)):
+            for level in book_side.levels.values():
+                if level.price_e3 in _AT_AUCTION_LEVELS:
+                    at_auction[i] = level.qty
+                else:
+                    levels.append((level.price_e3, level.qty))
+        return bids, asks, at_auction[0], at_auction[1]
+
+    def _eligible(self, book_side: BookSide, price_e3: int) -> list[Order]:
+        """The side's orders that may trade at `price_e3`, in priority order."""
+        out: list[Order] = []
+        buys = book_side.sign == 1
+        for key in reversed(book_side.keys):
+            level_price = book_side.sign * key
+            if (level_price < price_e3) if buys else (level_price > price_e3):
+                break
+            out.extend(_orders_of(book_side.levels[level_price]))
+        return out
+
+    def uncross(self, price_e3: int, ts_ns: int, out: list[Event]) -> int:
+        """Trade every eligible buy against every eligible sell at `price_e3`, in priority
+        order; return the quantity traded. An auction trade has no aggressor: the `Fill` names
+        the side of the later order (larger time priority), so it stays keyed by the account
+        whose order completed the match, and the earlier order's report precedes the later
+        one's, as a resting order's precedes a taker's in continuous trading."""
+        buys = self._eligible(self.bids, price_e3)
+        sells = self._eligible(self.asks, price_e3)
+        b = s = traded = 0
+        security, exec_base = self.security, self.exec_base
+        while b < len(buys) and s < len(sells):
+            buyer, seller = buys[b], sells[s]
+            qty = min(buyer.leaves_qty, seller.leaves_qty)
+            for order in (buyer, seller):
+                order.leaves_qty -= qty
+                order.cum_qty += qty
+                assert order.level is not None
+                order.level.qty -= qty
+            self.seq += 1
+            exec_id = exec_base + self.seq
+            later_buys = buyer.priority > seller.priority
+            out.append(
+                Fill(
+                    exec_id, ts_ns, security, price_e3, qty, Side.BUY if later_buys else Side.SELL,
+                    buyer.order_id, buyer.account, buyer.member,
+                    seller.order_id, seller.account, seller.member,
+                )
+            )  # fmt: skip
+            for order in (seller, buyer) if later_buys else (buyer, seller):
+                if order.leaves_qty == 0:
+                    order.status = order.status.to(_STATUS_FILLED)
+                    (self.bids if order.side is _BUY else self.asks).unlink(order)
+                    del self.orders[order.order_id]
+                    exec_type = _FILLED
+                else:
+                    order.status = order.status.to(_STATUS_PARTIALLY_FILLED)
+                    exec_type = _PARTIALLY_FILLED
+                out.append(
+                    ExecutionReport(
+                        exec_type, ts_ns, security, order.order_id, order.account, order.side,
+                        order.price_e3, order.qty, order.cum_qty, order.leaves_qty,
+                        price_e3, qty, exec_id, None,
+                    )
+                )  # fmt: skip
+            traded += qty
+            b += buyer.leaves_qty == 0
+            s += seller.leaves_qty == 0
+        if traded:
+            self.last_px_e3 = price_e3
+        return traded
+
+    def expire(self, order: Order, ts_ns: int) -> ExecutionReport:
+        """End a resting order that the day's phase rules end (at-auction leftovers after the
+        opening auction, every order at the close)."""
+        (self.bids if order.side is _BUY else self.asks).unlink(order)
+        del self.orders[order.order_id]
+        order.status = order.status.to(_STATUS_EXPIRED)
+        return self.report(order, _EXPIRED, ts_ns)
+
+    def orders_by_priority(self) -> list[Order]:
+        return sorted(self.orders.values(), key=lambda o: o.priority)
+
+    def validate(self, crossed_allowed: bool = False) -> None:
+        """Check every invariant; a book may be crossed only while orders accumulate for an
+        auction (`crossed_allowed`), and only then hold at-auction orders."""
         seen: set[int] = set()
         for book_side, side in ((self.bids, Side.BUY), (self.asks, Side.SELL)):
             keys = book_side.keys
@@ -445,12 +577,19 @@ class OrderBook:
             for level in book_side.iter_levels():
                 _validate_level(level, side, self.orders, seen)
         invariant(seen == set(self.orders), "order index does not match the levels")
+        if crossed_allowed:
+            return
         bid, ask = self.bids.best_price_e3(), self.asks.best_price_e3()
         invariant(bid is None or ask is None or bid < ask, f"book crossed: {bid} >= {ask}")
+        invariant(
+            all(o.order_type is not _AT_AUCTION for o in self.orders.values()),
+            "at-auction order outside an auction",
+        )
 
     def snapshot(self) -> dict[str, Any]:
         rows = sorted(self.orders.values(), key=lambda o: o.priority)
         return {
+            "day": self.day.to_list(),
             "security": self.security,
             "seq": self.seq,
             "priority_seq": self.priority_seq,
@@ -469,6 +608,7 @@ class OrderBook:
         assert not self.orders, "load into an empty book only"
         self.seq = data["seq"]
         self.last_px_e3 = data["last_px_e3"]
+        self.day = DayState.from_list(data.get("day"))
         for row in data["orders"]:
             oid, account, member, side, price, qty, cum, ts, otype, stp, status, prio = row
             order = Order(
@@ -477,9 +617,45 @@ class OrderBook:
             order.cum_qty = cum
             order.leaves_qty = qty - cum
             order.status = OrderStatus(status)
-            self.rest(order)
+            self.rest_any(order)
             order.priority = prio
         self.priority_seq = data["priority_seq"]
+
+
+class DayState:
+    """A book's figures for the trading day's phases, all HK$0.001 (0 = none): the previous
+    close, the auction's reference price and input band, the no-cancel period's limits (buys at
+    most `nc_buy_max_e3`, sells at least `nc_sell_min_e3`), and today's closing price."""
+
+    __slots__ = (
+        "band_high_e3",
+        "band_low_e3",
+        "close_e3",
+        "nc_buy_max_e3",
+        "nc_sell_min_e3",
+        "prev_close_e3",
+        "reference_e3",
+    )
+
+    def __init__(self) -> None:
+        self.prev_close_e3 = 0
+        self.reference_e3 = 0
+        self.band_low_e3 = 0
+        self.band_high_e3 = 0
+        self.nc_buy_max_e3 = 0
+        self.nc_sell_min_e3 = 0
+        self.close_e3 = 0
+
+    def to_list(self) -> list[int]:
+        return [getattr(self, name) for name in DayState.__slots__]
+
+    @classmethod
+    def from_list(cls, values: list[int] | None) -> DayState:
+        """Read `to_list()`; a snapshot written before day states existed has none."""
+        state = cls()
+        for name, value in zip(DayState.__slots__, values or (), strict=False):
+            setattr(state, name, value)
+        return state
 
 
 def _validate_level(level: Level, side: Side, index: dict[int, Order], seen: set[int]) -> None:
@@ -490,7 +666,8 @@ def _validate_level(level: Level, side: Side, index: dict[int, Order], seen: set
     prev: Order | None = None
     for o in nodes:
         invariant(o.prev is prev and o.level is level, f"order {o.order_id}: links")
-        invariant(o.side is side and o.price_e3 == level.price_e3, f"order {o.order_id}: place")
+        level_price = o.price_e3 if o.order_type is not _AT_AUCTION else _AT_AUCTION_LEVEL[side]
+        invariant(o.side is side and level_price == level.price_e3, f"order {o.order_id}: place")
         invariant(o.leaves_qty > 0 and o.cum_qty + o.leaves_qty == o.qty, f"{o.order_id}: qty")
         invariant(o.status in _LIVE_STATUSES, f"order {o.order_id}: status {o.status}")
         invariant(prev is None or prev.priority < o.priority, f"level {level.price_e3}: FIFO")
@@ -500,3 +677,4 @@ def _validate_level(level: Level, side: Side, index: dict[int, Order], seen: set
 
 
 _LIVE_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+_AT_AUCTION_LEVEL = {Side.BUY: AT_AUCTION_BID_LEVEL_E3, Side.SELL: AT_AUCTION_ASK_LEVEL_E3}

@@ -9,6 +9,12 @@ Guarantees:
 - `snapshot()` is compact, canonical JSON; `Engine.restore(snapshot())` continues exactly as
   the original would have.
 
+- The trading day's phase is engine-wide and changes only by a `ChangePhase` command, so it
+  is part of the input log like any order. An engine that never receives one stays in
+  continuous trading all day (the default). In an auction phase orders accumulate without
+  matching (`matching.phases` says what each phase change does to the books); a request the
+  phase does not take is rejected with `NOT_IN_THIS_PHASE`.
+
 Limits: instrument changes (`add_instrument`) are not commands; a shell must apply them at
 deterministic points of the input log for replays to agree.
 """
@@ -21,6 +27,9 @@ from dataclasses import asdict
 from typing import Any
 
 from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3
+from sampan.market.sessions import IllegalPhaseChangeError, OrderInput, Phase
+from sampan.matching import phases
+from sampan.matching.auction import Equilibrium
 from sampan.matching.book import DepthLevel, Order, OrderBook
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
@@ -28,6 +37,7 @@ from sampan.matching.model import (
     CancelOrder,
     CancelReason,
     CancelRejected,
+    ChangePhase,
     Command,
     Event,
     ExecType,
@@ -36,6 +46,7 @@ from sampan.matching.model import (
     MassCancelled,
     OrderStatus,
     OrderType,
+    PhaseChanged,
     PlaceOrder,
     RejectReason,
     RequestKind,
@@ -58,16 +69,20 @@ _AMENDED = ExecType.AMENDED
 _EXPIRED = ExecType.EXPIRED
 _STATUS_CANCELED = OrderStatus.CANCELED
 _REQUESTED = CancelReason.REQUESTED
+_CONTINUOUS = Phase.CONTINUOUS
+_AT_AUCTION = OrderType.AT_AUCTION
+_AT_AUCTION_LIMIT = OrderType.AT_AUCTION_LIMIT
 
 
 class Engine:
     """Books by security code under one set of `Rules`."""
 
-    __slots__ = ("_books", "rules")
+    __slots__ = ("_books", "phase", "rules")
 
     def __init__(self, rules: Rules | None = None, instruments: Iterable[Instrument] = ()) -> None:
         self.rules = rules if rules is not None else Rules()
         self._books: dict[int, OrderBook] = {}
+        self.phase = Phase.CONTINUOUS
         for instrument in instruments:
             self.add_instrument(instrument)
 
@@ -90,8 +105,79 @@ class Engine:
             return self._cancel(command)
         if type(command) is AmendOrder:
             return self._amend(command)
+        if type(command) is ChangePhase:
+            return self._change_phase(command)
         assert type(command) is MassCancel, f"not a command: {command!r}"
         return self._mass_cancel(command)
+
+    # ------------------------------------------------------------------ the day's phases
+
+    def _change_phase(self, cmd: ChangePhase) -> list[Event]:
+        """Move every book into the new phase, in ascending security order."""
+        old = self.phase
+        try:
+            new = old.to(cmd.phase)
+        except IllegalPhaseChangeError:
+            return [PhaseChanged(cmd.ts_ns, cmd.phase, old, True)]
+        out: list[Event] = [PhaseChanged(cmd.ts_ns, new, old)]
+        self.phase = new
+        for security in sorted(self._books):
+            phases.enter(self._books[security], old, new, cmd.ts_ns, out)
+        return out
+
+    def indicative(self, security: int) -> Equilibrium | None:
+        """The book's IEP, IEV and order imbalance, None outside an auction or without one."""
+        book = self._books.get(security)
+        if book is None or not self.phase.is_auction:
+            return None
+        return phases.indicative(book)
+
+    def day_figures(self, security: int) -> tuple[int, int, int, int]:
+        """(reference price, band low, band high, previous close) of the book, HK$0.001."""
+        day = self._books[security].day
+        return day.reference_e3, day.band_low_e3, day.band_high_e3, day.prev_close_e3
+
+    def _place_in_phase(self, book: OrderBook, cmd: PlaceOrder) -> list[Event]:
+        """A new order outside continuous trading. Checks: the phase takes orders, halt,
+        duplicate id, quantity, order type, time in force, price, then the auction's limits.
+        An accepted order rests without matching; a limit order becomes an at-auction limit."""
+        reason, order_type, price_e3 = self._check_auction_place(book, cmd)
+        if reason is not None:
+            return [_rejected(cmd, reason, book.next_exec_id())]
+        order = Order(
+            cmd.order_id, cmd.account, cmd.member, cmd.side, price_e3, cmd.qty, order_type,
+            cmd.stp, cmd.ts_ns,
+        )  # fmt: skip
+        out: list[Event] = [book.report(order, _ACCEPTED, cmd.ts_ns)]
+        book.rest_any(order)
+        return out
+
+    def _check_auction_place(
+        self, book: OrderBook, cmd: PlaceOrder
+    ) -> tuple[RejectReason | None, OrderType, int]:
+        order_type = cmd.order_type
+        if self.phase.order_input is not OrderInput.AUCTION:
+            return RejectReason.NOT_IN_THIS_PHASE, order_type, 0
+        if not book.instrument.enabled:
+            return RejectReason.SECURITY_HALTED, order_type, 0
+        if cmd.order_id in book.orders:
+            return RejectReason.DUPLICATE_ORDER_ID, order_type, 0
+        reason = self._check_qty(book, cmd.qty)
+        if reason is not None:
+            return reason, order_type, 0
+        if order_type is _AT_AUCTION:
+            price_e3 = 0
+        elif order_type is _LIMIT or order_type is _AT_AUCTION_LIMIT:
+            order_type, price_e3 = _AT_AUCTION_LIMIT, cmd.price_e3
+        else:
+            return RejectReason.ORDER_TYPE_NOT_ALLOWED, order_type, 0
+        if cmd.tif is not _DAY:
+            return RejectReason.INVALID_TIME_IN_FORCE, order_type, 0
+        if price_e3:
+            reason = self._check_price(book, price_e3) or _auction_limits(book, cmd.side, price_e3)
+        elif order_type is _AT_AUCTION_LIMIT:
+            reason = RejectReason.INVALID_PRICE
+        return reason, order_type, price_e3
 
     # ------------------------------------------------------------------ place
 
@@ -101,6 +187,8 @@ class Engine:
         book = self._books.get(cmd.security)
         if book is None:
             return [_rejected(cmd, RejectReason.UNKNOWN_SECURITY, 0)]
+        if self.phase is not _CONTINUOUS:
+            return self._place_in_phase(book, cmd)
         reason, bound_e3 = self._check_place(book, cmd)
         order_type, tif, ts_ns = cmd.order_type, cmd.tif, cmd.ts_ns
         price_e3 = 0 if order_type is _MARKET else cmd.price_e3
@@ -133,6 +221,8 @@ class Engine:
         order_type, price_e3 = cmd.order_type, cmd.price_e3
         if order_type is _MARKET:
             return self._check_market(book, cmd)
+        if order_type is _AT_AUCTION or order_type is _AT_AUCTION_LIMIT:
+            return RejectReason.ORDER_TYPE_NOT_ALLOWED, 0  # auction orders outside an auction
         reason = self._check_price(book, price_e3)
         if reason is None:
             reason = self._check_reach(book, cmd.side, order_type, price_e3)
@@ -207,6 +297,8 @@ class Engine:
             return [_cancel_rejected(cmd, RequestKind.CANCEL, RejectReason.UNKNOWN_SECURITY, 0)]
         order = book.orders.get(cmd.order_id)
         reason = _ownership(order, cmd.account)
+        if reason is None and not self.phase.cancel_allowed:
+            reason = RejectReason.NOT_IN_THIS_PHASE
         if reason is not None:
             return [_cancel_rejected(cmd, RequestKind.CANCEL, reason, book.next_exec_id())]
         assert order is not None
@@ -228,7 +320,8 @@ class Engine:
             return [_cancel_rejected(cmd, RequestKind.AMEND, reason, book.next_exec_id())]
         assert order is not None
         out: list[Event] = []
-        book.amend(order, cmd.price_e3, cmd.qty, cmd.ts_ns, out)
+        matching = self.phase is _CONTINUOUS
+        book.amend(order, cmd.price_e3, cmd.qty, cmd.ts_ns, out, matching)
         return out
 
     def _check_amend(
@@ -240,15 +333,23 @@ class Engine:
         if reason is not None:
             return reason
         assert order is not None
+        if not self.phase.amend_allowed:
+            return RejectReason.NOT_IN_THIS_PHASE
         reason = self._check_qty(book, cmd.qty)
         if reason is None and cmd.qty <= order.cum_qty:
             reason = RejectReason.INVALID_QTY
-        if reason is None:
+        if reason is None and order.order_type is _AT_AUCTION:
+            if cmd.price_e3 != 0:
+                reason = RejectReason.INVALID_PRICE  # an at-auction order has no price
+        elif reason is None:
             reason = self._check_price(book, cmd.price_e3)
         if reason is None and cmd.price_e3 == order.price_e3 and cmd.qty == order.qty:
             reason = RejectReason.AMEND_NO_CHANGE
         if reason is None and cmd.price_e3 != order.price_e3:
-            reason = self._check_reach(book, order.side, order.order_type, cmd.price_e3)
+            if self.phase is _CONTINUOUS:
+                reason = self._check_reach(book, order.side, order.order_type, cmd.price_e3)
+            else:
+                reason = _auction_limits(book, order.side, cmd.price_e3)
         return reason
 
     def _mass_cancel(self, cmd: MassCancel) -> list[Event]:
@@ -266,6 +367,16 @@ class Engine:
                 cmd.account,
                 RequestKind.MASS_CANCEL,
                 RejectReason.UNKNOWN_SECURITY,
+            )
+            return [rejected]
+        if not self.phase.cancel_allowed:
+            rejected = CancelRejected(
+                cmd.ts_ns,
+                cmd.security or 0,
+                0,
+                cmd.account,
+                RequestKind.MASS_CANCEL,
+                RejectReason.NOT_IN_THIS_PHASE,
             )
             return [rejected]
         out: list[Event] = []
@@ -305,12 +416,14 @@ class Engine:
 
     def validate(self) -> None:
         """Raise `InvariantError` if any book is inconsistent."""
+        crossed_allowed = self.phase.is_auction
         for security in sorted(self._books):
-            self._books[security].validate()
+            self._books[security].validate(crossed_allowed)
 
     def snapshot(self) -> bytes:
         data = {
             "version": SNAPSHOT_VERSION,
+            "phase": self.phase.name,
             "rules": asdict(self.rules),
             "instruments": [asdict(i) for i in self.instruments()],
             "books": [self._books[s].snapshot() for s in sorted(self._books)],
@@ -322,9 +435,23 @@ class Engine:
         data: dict[str, Any] = json.loads(blob)
         assert data["version"] == SNAPSHOT_VERSION, f"snapshot version {data['version']}"
         engine = cls(Rules(**data["rules"]), (Instrument(**i) for i in data["instruments"]))
+        engine.phase = Phase[data.get("phase", Phase.CONTINUOUS.name)]  # absent before phases
         for book_data in data["books"]:
             engine._books[book_data["security"]].load(book_data)
         return engine
+
+
+def _auction_limits(book: OrderBook, side: Side, price_e3: int) -> RejectReason | None:
+    """The auction's band, and in a no-cancel period its limits on each side."""
+    day = book.day
+    if day.band_high_e3 and not day.band_low_e3 <= price_e3 <= day.band_high_e3:
+        return RejectReason.PRICE_OUTSIDE_AUCTION_LIMITS
+    if side is _BUY:
+        if day.nc_buy_max_e3 and price_e3 > day.nc_buy_max_e3:
+            return RejectReason.PRICE_OUTSIDE_AUCTION_LIMITS
+    elif day.nc_sell_min_e3 and price_e3 < day.nc_sell_min_e3:
+        return RejectReason.PRICE_OUTSIDE_AUCTION_LIMITS
+    return None
 
 
 def _ownership(order: Order | None, account: str) -> RejectReason | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from sampan.market.sessions import Phase
+
 
 class _Enum(Enum):
     """Members hash by identity: `Enum.__hash__` is Python code hashing the member's name,
@@ -44,6 +46,8 @@ class OrderType(_Enum):
     LIMIT = 1
     ENHANCED_LIMIT = 2
     MARKET = 3
+    AT_AUCTION = 4  # auctions only: no price, trades at the auction's price, first in priority
+    AT_AUCTION_LIMIT = 5  # auctions only; a limit order entered in an auction becomes one
 
 
 class TimeInForce(_Enum):
@@ -93,7 +97,9 @@ class RejectReason(_Enum):
     NO_LIQUIDITY = 14  # market order with an empty opposite side
     AMEND_NO_CHANGE = 15
     ORDER_TYPE_NOT_ALLOWED = 16  # e.g. market orders under HKEX rules
-    INVALID_TIME_IN_FORCE = 17  # a market order must be IOC or FOK
+    INVALID_TIME_IN_FORCE = 17  # a market order must be IOC or FOK; auction orders are DAY
+    NOT_IN_THIS_PHASE = 18  # the trading phase takes no such request (e.g. cancels at no-cancel)
+    PRICE_OUTSIDE_AUCTION_LIMITS = 19  # beyond the auction's price band or no-cancel limits
 
 
 class CancelReason(_Enum):
@@ -184,7 +190,17 @@ class MassCancel:
     security: int | None = None
 
 
-Command = PlaceOrder | CancelOrder | AmendOrder | MassCancel
+@dataclass(frozen=True, slots=True)
+class ChangePhase:
+    """Move every book of the engine into `phase` (the venue's schedule decides when; the
+    command is a record of the input log, so a replay makes the same moves). Leaving an
+    auction's random period uncrosses each book; closing expires every order."""
+
+    ts_ns: int
+    phase: Phase
+
+
+Command = PlaceOrder | CancelOrder | AmendOrder | MassCancel | ChangePhase
 
 
 # ---------------------------------------------------------------------------- events
@@ -293,6 +309,45 @@ class MassCancelled(NamedTuple):
         return tuple.__hash__(self)
 
 
-Event = ExecutionReport | Fill | CancelRejected | MassCancelled
+class PhaseChanged(NamedTuple):
+    """The engine entered `phase` from `previous`; the moves it made in each book (an
+    uncross, expiries) follow this event. `refused` is True when the move is not one the day
+    allows: then nothing changed and the engine stays in `previous`."""
+
+    ts_ns: int
+    phase: Phase
+    previous: Phase
+    refused: bool = False
+
+    def __eq__(self, other: object) -> bool:
+        return _same_event(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not _same_event(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+class AuctionUncrossed(NamedTuple):
+    """One book's auction result: traded `qty` at `price_e3` (0 and 0 when there was no
+    price at which anything could trade). Its fills precede it."""
+
+    ts_ns: int
+    security: int
+    price_e3: int
+    qty: int
+
+    def __eq__(self, other: object) -> bool:
+        return _same_event(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not _same_event(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+Event = ExecutionReport | Fill | CancelRejected | MassCancelled | PhaseChanged | AuctionUncrossed
 
 EXEC_ID_SECURITY_FACTOR = 10**13  # 99,999 securities x 10^13 still fits a signed 64-bit int.

@@ -205,3 +205,33 @@ def test_every_reject_reason_has_a_test() -> None:
     }
     for reason in RejectReason:
         assert any(t.startswith(reason.name) for t in tested), reason
+
+
+def test_not_in_this_phase() -> None:
+    from sampan.market.sessions import Phase
+    from sampan.matching.model import ChangePhase
+
+    e = engine()
+    e.process(buy())
+    e.process(ChangePhase(2, Phase.CLOSED))  # the close expires order 1
+    rejected_new(e.process(buy(order_id=3)), RejectReason.NOT_IN_THIS_PHASE)
+    e.process(ChangePhase(3, Phase.NOT_YET_OPEN))
+    e.process(ChangePhase(4, Phase.POS_ORDER_INPUT))
+    e.process(buy(order_id=5))
+    e.process(ChangePhase(5, Phase.POS_NO_CANCEL))
+    cancel = CancelOrder(6, 700, 5, "acc-a")
+    rejected_request(e.process(cancel), RequestKind.CANCEL, RejectReason.NOT_IN_THIS_PHASE)
+    amend = AmendOrder(6, 700, 5, "acc-a", 400_000, 200)
+    rejected_request(e.process(amend), RequestKind.AMEND, RejectReason.NOT_IN_THIS_PHASE)
+
+
+def test_price_outside_auction_limits() -> None:
+    from sampan.market.sessions import Phase
+    from sampan.matching.model import ChangePhase
+
+    e = engine()
+    e.process(ChangePhase(1, Phase.CLOSED))
+    e.process(ChangePhase(2, Phase.NOT_YET_OPEN))
+    e.process(ChangePhase(3, Phase.POS_ORDER_INPUT))  # +/-15% of 400.000: 340.000..460.000
+    rejected_new(e.process(buy(price_e3=460_200)), RejectReason.PRICE_OUTSIDE_AUCTION_LIMITS)
+    assert e.process(buy(order_id=7, price_e3=460_000))[0].exec_type is ExecType.ACCEPTED

@@ -96,6 +96,7 @@ BENCHES: dict[str, str] = {
     "omd": "sampan.tools.bench.omd:run",
     "route": "sampan.tools.bench.route:run",
     "ui": "sampan.tools.bench.ui:run",
+    "auction": "sampan.tools.bench.auction:run",
 }
 
 
