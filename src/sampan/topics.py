@@ -15,14 +15,15 @@ NEVER = -1
 # A matcher snapshot holds whole books; it may exceed the broker's 1 MiB default record size.
 SNAPSHOT_BYTES_MAX = 64 * 1024 * 1024
 LARGE_RECORD_TOPICS = frozenset({"matcher.snapshots"})
-# The records a Hong Kong broker keeps for years (orders, their outcomes, every execution, the
-# drop copy, and what could not be processed): never expire unless a deployment sets
-# SAMPAN_AUDIT_RETENTION_DAYS (`topics apply` reads it).
+# The records a Hong Kong broker keeps for years (orders, the router's decisions, their outcomes,
+# every execution, the drop copy, and what could not be processed): never expire unless a
+# deployment sets SAMPAN_AUDIT_RETENTION_DAYS (`topics apply` reads it).
 AUDIT_TOPICS = frozenset(
     {
         "orders.requests",
         "orders.internal",
         "orders.events",
+        "router.decisions",
         "fills",
         "hkex.dropcopy",
         "orders.requests.dlq",
@@ -102,6 +103,18 @@ CATALOG: tuple[Topic, ...] = (
         NEVER,
         ("matcher", "router"),
         ("ui_bridge", "router", "audit"),
+    ),
+    # Why the router did what it did: every request's checks, route and children, written in the
+    # transaction of the router's other outputs.
+    _topic(
+        "router.decisions",
+        "account",
+        "RouterDecision",
+        3,
+        "delete",
+        NEVER,
+        ("router",),
+        ("audit",),
     ),
     _topic(
         "fills",

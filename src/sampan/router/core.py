@@ -16,6 +16,10 @@ Each input is all or nothing: one that raises leaves no output and no order chan
 record); `fix_message` keeps the message and its error in `failed_fix` for the service to
 dead-letter, and goes on, so one odd HKEX message cannot stop the router for good.
 
+Every request also gets one decision record on router.decisions (`decisions`: the checks
+made with their figures, the outcome, the route and the children sent), among the request's
+own outputs; a SMART parent's HKEX remainder gets one when it is sent.
+
 Guarantees: every request gets an answer on orders.events or a venue (a reject is a REJECTED
 or CANCEL_REJECTED report with a `RejectReason`, never silence; a MASS_CANCEL that matches no
 order it has not already asked to cancel is answered NOTHING_TO_CANCEL, and never sends a
@@ -79,14 +83,15 @@ from sampan.fix.messages import (
 )
 from sampan.fix.session_types import MSG_REJECT, TAG_SESSION_REJECT_REASON
 from sampan.market.calendar import trading_day
+from sampan.router import decisions, risk
 from sampan.router import hkex as hx
-from sampan.router import risk
 from sampan.router.ids import (
     Kind,
     Origin,
     hkex_cl_ord_id,
     internal_child_cl_ord_id,
     origin_of,
+    parent_order_id,
     parse_hkex_cl_ord_id,
     router_exec_id,
 )
@@ -114,6 +119,9 @@ from sampan.router.records import Out, command_reject, internal_command
 from sampan.router.tables import SeenFill, Tables
 
 log = logging.getLogger(__name__)
+
+
+DUPLICATE = risk.RejectReason.DUPLICATE_CL_ORD_ID
 
 
 def hk_day(ts_ns: int) -> int:
@@ -161,6 +169,7 @@ class RouterCore:
         self.dirty: set[str] = set()
         self.failed_fix: list[tuple[int, FixMessage, str]] = []  # (seq, message, error)
         self._journals: list[dict[str, Order | None]] = []  # per open `_atomic`: key → before
+        self._draft: decisions.Draft | None = None  # the decision on the request being handled
 
     # ---------------------------------------------------------------- state
 
@@ -330,13 +339,23 @@ class RouterCore:
         try:
             with self._atomic():
                 req = request_from(record, received_ns)
+                draft = decisions.Draft(origin, req.request if isinstance(req, Refused) else req)
+                self._draft = draft
                 if isinstance(req, Refused):
                     self._reject(origin, req.request, req.reason, req.text)
                 else:
                     self._new_day(hk_day(req.ts_ns))
                     self._request(origin, req)
+                self.out.append(decisions.record(draft))
         finally:
+            self._draft = None
             self.processed[partition] = offset + 1
+
+    @property
+    def draft(self) -> decisions.Draft:
+        """The decision being made; only a request has one (a programmer error otherwise)."""
+        assert self._draft is not None, "no request is being decided"
+        return self._draft
 
     def _request(self, origin: Origin, req: Request) -> None:
         if isinstance(req, NewOrder):
@@ -357,7 +376,15 @@ class RouterCore:
         for key in [key for key, order in self.done.items() if order.day < day]:
             self._forget(key)
 
-    def _reject(self, origin: Origin, req: Request, reason: risk.RejectReason, text: str) -> None:
+    def _reject(
+        self,
+        origin: Origin,
+        req: Request,
+        reason: risk.RejectReason,
+        text: str,
+        checks: tuple[risk.Check, ...] = (),
+    ) -> None:
+        self.draft.reject(str(reason), text, checks)
         venue = "HKEX" if req.route is Route.HKEX else "INTERNAL"
         exec_type = "REJECTED" if isinstance(req, NewOrder) else "CANCEL_REJECTED"
         self.out.append(
@@ -369,21 +396,35 @@ class RouterCore:
         key = self.used.get((req.account, req.cl_ord_id))
         order = self._get(key) if key is not None else None
         if order is None or (not order.open and order.day != hk_day(req.ts_ns)):
+            self.draft.check(DUPLICATE, detail="ClOrdID not used by the account today")
             return False
         text = "ClOrdID is live" if order.open else "ClOrdID already used today"
         self._reject(origin, req, risk.RejectReason.DUPLICATE_CL_ORD_ID, text)
         return True
 
+    def _room(self, origin: Origin, req: Request) -> bool:
+        """Room for one more order (open, and remembered for the day); else rejected."""
+        reason = risk.RejectReason.OPEN_ORDERS_LIMIT
+        for count, bound, what, full in (
+            (len(self.orders), self.config.open_orders_max, "open orders", "router full"),
+            (
+                len(self.done),
+                self.config.done_max,
+                "orders of the day",
+                "orders for the day exhausted",
+            ),
+        ):
+            if count >= bound:
+                check = risk.Check(str(reason), False, count, bound, "orders", full)
+                self._reject(origin, req, reason, full, (check,))
+                return False
+            self.draft.check(reason, detail=what, value=count, limit=bound, unit="orders")
+        return True
+
     def _new(self, origin: Origin, req: NewOrder) -> None:
         if self._duplicate(origin, req):
             return
-        if len(self.orders) >= self.config.open_orders_max:
-            self._reject(origin, req, risk.RejectReason.OPEN_ORDERS_LIMIT, "router full")
-            return
-        if len(self.done) >= self.config.done_max:
-            self._reject(
-                origin, req, risk.RejectReason.OPEN_ORDERS_LIMIT, "orders for the day exhausted"
-            )
+        if not self._room(origin, req):
             return
         account = req.account
         terms = risk.OrderTerms(req.side, req.security, req.market, req.price_e3, req.qty)
@@ -399,9 +440,10 @@ class RouterCore:
             self.config.risk,
         )
         if isinstance(decision, risk.Rejected):
-            self._reject(origin, req, decision.reason, decision.text)
+            self._reject(origin, req, decision.reason, decision.text, decision.checks)
             return
         assert limits is not None
+        self.draft.accept(str(req.route), decision.checks, decision.hold_cents)
         order = Order(
             key=origin.key,
             account=account,
@@ -418,12 +460,17 @@ class RouterCore:
             ts_ns=req.ts_ns,
             day=hk_day(req.ts_ns),
         )
+        sent = (req.qty, req.price_e3, req.time_in_force)
         if order.route is Route.INTERNAL:
             self.out.append(internal_command(req.command(), limits.stp, parent_id=None))
+            self.draft.children.append(
+                decisions.Child("INTERNAL", "NEW", req.cl_ord_id, None, *sent)
+            )
             self._put(order)
         elif order.route is Route.HKEX:
             cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin, Kind.NEW)
             self.fix_out.append(hx.new_order(order, cl, order.qty))
+            self.draft.children.append(decisions.Child("HKEX", "NEW", cl, None, *sent))
             self._put(replace(order, hkex_cl_ord_ids=(cl,)))
             self._adopt(cl)
         else:
@@ -438,6 +485,7 @@ class RouterCore:
                     parent_id=req.cl_ord_id,
                 )
             )
+            self.draft.smart_split(parent_order_id(origin), child)
             parent = replace(order, phase=Phase.INTERNAL, status=Status.NEW)
             parent, report = hx.parent_report(parent, "NEW", "INTERNAL", req.ts_ns)
             self.out.append(report)
@@ -448,6 +496,7 @@ class RouterCore:
         if key is None:
             self._reject(origin, req, risk.RejectReason.UNKNOWN_ORDER, "no open order")
             return
+        self.draft.check(risk.RejectReason.UNKNOWN_ORDER, detail=f"open order {key}")
         if self._duplicate(origin, req):
             return
         order = self.orders[key]
@@ -455,6 +504,8 @@ class RouterCore:
             # One cancel at a time: the pending one will end the order, or be refused.
             self._reject(origin, req, risk.RejectReason.CANCEL_PENDING, "a cancel is pending")
             return
+        self.draft.check(risk.RejectReason.CANCEL_PENDING, detail="no cancel pending")
+        self.draft.accept(str(order.route))
         order = replace(order, member_cl_ord_ids=(*order.member_cl_ord_ids, req.cl_ord_id))
         self._cancel(order, req, req.cl_ord_id, Kind.CANCEL, origin, 0)
 
@@ -464,17 +515,21 @@ class RouterCore:
         order = replace(order, cancel_requested=True, cancel_cl_ord_id=cancel_cl)
         limits = self.tables.accounts.get(order.account)
         stp = limits.stp if limits is not None else "CANCEL_RESTING"
+        children = self.draft.children
         if order.route is Route.INTERNAL:
             command = hx.cancel_command(order, req, cancel_cl)
             self.out.append(internal_command(command, stp, orig_cl_ord_id=order.cl_ord_id))
+            children.append(decisions.Child("INTERNAL", "CANCEL", cancel_cl, order.cl_ord_id))
             self._put(order)
         elif order.route is Route.HKEX or order.phase is Phase.HKEX:
             cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin, kind, i)
             self.fix_out.append(hx.cancel_order(order, cl, req.ts_ns))
+            children.append(decisions.Child("HKEX", "CANCEL", cl, order.hkex_cl_ord_ids[0]))
             self._put(replace(order, hkex_cl_ord_ids=(*order.hkex_cl_ord_ids, cl)))
             self._adopt(cl)
         else:
             # The IOC child on our book ends by itself; the parent then ends CANCELED.
+            self.draft.plan = f"SMART parent {order.key}: its IOC child ends by itself"
             self._put(order)
 
     def _mass_cancel(self, origin: Origin, req: MassCancelRequest) -> None:
@@ -494,6 +549,15 @@ class RouterCore:
             )
             self._reject(origin, req, risk.RejectReason.NOTHING_TO_CANCEL, text)
             return
+        sent = min(len(targets), hx.MASS_CANCEL_MAX)
+        self.draft.check(
+            risk.RejectReason.NOTHING_TO_CANCEL,
+            detail=f"{len(targets)} open orders to cancel, {sent} cancelled now",
+            value=len(targets),
+            limit=hx.MASS_CANCEL_MAX,
+            unit="orders",
+        )
+        self.draft.accept(None)
         for i, order in enumerate(targets[: hx.MASS_CANCEL_MAX]):
             self._cancel(order, req, f"{req.cl_ord_id}.{i}", Kind.MASS_CANCEL, origin, i)
 
@@ -502,12 +566,14 @@ class RouterCore:
         if key is None:
             self._reject(origin, req, risk.RejectReason.UNKNOWN_ORDER, "no open order")
             return
+        self.draft.check(risk.RejectReason.UNKNOWN_ORDER, detail=f"open order {key}")
         if self._duplicate(origin, req):
             return
         order = self.orders[key]
         if order.route is not Route.INTERNAL:
             self._reject(origin, req, risk.RejectReason.UNSUPPORTED, "amend on internal only")
             return
+        self.draft.check(risk.RejectReason.UNSUPPORTED, detail="amend of an internal order")
         exposure = self.exposure(order.account)
         exposure = replace(
             exposure, holds_cents=exposure.holds_cents - order.hold_cents(self.config.risk)
@@ -525,9 +591,21 @@ class RouterCore:
             self.config.risk,
         )
         if isinstance(decision, risk.Rejected):
-            self._reject(origin, req, decision.reason, decision.text)
+            self._reject(origin, req, decision.reason, decision.text, decision.checks)
             return
         limits = self.tables.accounts[order.account]
+        self.draft.accept(str(order.route), decision.checks, decision.hold_cents)
+        self.draft.children.append(
+            decisions.Child(
+                "INTERNAL",
+                "AMEND",
+                req.cl_ord_id,
+                order.cl_ord_id,
+                req.qty,
+                req.price_e3,
+                order.time_in_force,
+            )
+        )
         self.out.append(internal_command(req.command(), limits.stp, route="INTERNAL"))
         self._put(replace(order, member_cl_ord_ids=(*order.member_cl_ord_ids, req.cl_ord_id)))
 
@@ -588,8 +666,10 @@ class RouterCore:
         was_open = parent.open
         parent, remaining = child_done(parent, child_status)
         if remaining:
-            cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin_of(parent.key), Kind.SMART_CHILD)
+            origin = origin_of(parent.key)
+            cl = hkex_cl_ord_id(self.config.cl_ord_id_base, origin, Kind.SMART_CHILD)
             self.fix_out.append(hx.new_order(parent, cl, remaining))
+            self.out.append(decisions.remainder_sent(parent, cl, remaining, child_status, ts_ns))
             parent = replace(parent, hkex_cl_ord_ids=(*parent.hkex_cl_ord_ids, cl))
             self.by_hkex[cl] = parent.key
         elif was_open and not parent.open and parent.status is not Status.FILLED:

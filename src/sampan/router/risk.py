@@ -139,15 +139,32 @@ class RiskConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """One check `check` made, for the decision record: the figure it compared with its limit
+    (None where the check compares no number), named by the reason code it gives on failure."""
+
+    name: str
+    passed: bool
+    value: int | None = None
+    limit: int | None = None
+    unit: str = ""  # cents, e3, shares, lots, orders, or empty
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Approved:
     hold_price_e3: int  # the price holds are computed at (the limit, or the market hold price)
     hold_cents: int  # cash held for the whole order (0 for sells)
+    # Every check made, in order (all passed); the record of the decision, not its outcome.
+    checks: tuple[Check, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     reason: RejectReason
     text: str
+    # The checks made, in order; the last one failed.
+    checks: tuple[Check, ...] = field(default=(), compare=False)
 
 
 Decision = Approved | Rejected
@@ -169,6 +186,37 @@ def reference_price_e3(last_e3: int | None, instrument: InstrumentRef) -> int:
     return last_e3 if last_e3 else instrument.prev_close_e3
 
 
+class _Trail:
+    """The checks of one `check` call, in order, so the decision can be recorded whole."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def ok(
+        self,
+        name: RejectReason,
+        value: int | None = None,
+        limit: int | None = None,
+        unit: str = "",
+        detail: str = "",
+    ) -> None:
+        self.checks.append(Check(str(name), True, value, limit, unit, detail))
+
+    def fail(
+        self,
+        reason: RejectReason,
+        text: str,
+        value: int | None = None,
+        limit: int | None = None,
+        unit: str = "",
+    ) -> Rejected:
+        self.checks.append(Check(str(reason), False, value, limit, unit, text))
+        return Rejected(reason, text, tuple(self.checks))
+
+    def approve(self, hold_price_e3: int, hold_cents: int) -> Approved:
+        return Approved(hold_price_e3, hold_cents, tuple(self.checks))
+
+
 def check(
     terms: OrderTerms,
     member: str,
@@ -179,71 +227,128 @@ def check(
     last_e3: int | None,
     config: RiskConfig,
 ) -> Decision:
-    """May this order go to a venue? See the module docstring for the order of checks."""
+    """May this order go to a venue? See the module docstring for the order of checks. The
+    decision carries every check made, with the figure and the limit it compared."""
+    t = _Trail()
     if limits is None:
-        return Rejected(RejectReason.ACCOUNT_UNKNOWN, "account has no limits on reference.accounts")
+        return t.fail(RejectReason.ACCOUNT_UNKNOWN, "account has no limits on reference.accounts")
+    t.ok(RejectReason.ACCOUNT_UNKNOWN, detail=f"account {limits.account} on reference.accounts")
     if not limits.enabled:
-        return Rejected(RejectReason.ACCOUNT_DISABLED, "account disabled")
+        return t.fail(RejectReason.ACCOUNT_DISABLED, "account disabled")
+    t.ok(RejectReason.ACCOUNT_DISABLED, detail="account enabled")
     if limits.member != member:
-        return Rejected(RejectReason.MEMBER_MISMATCH, f"account belongs to {limits.member}")
+        return t.fail(RejectReason.MEMBER_MISMATCH, f"account belongs to {limits.member}")
+    t.ok(RejectReason.MEMBER_MISMATCH, detail=f"account belongs to {member}")
     if instrument is None:
-        return Rejected(RejectReason.INSTRUMENT_UNKNOWN, f"security {terms.security} not listed")
+        return t.fail(RejectReason.INSTRUMENT_UNKNOWN, f"security {terms.security} not listed")
+    t.ok(RejectReason.INSTRUMENT_UNKNOWN, detail=f"security {terms.security} listed")
     if not instrument.enabled:
-        return Rejected(RejectReason.INSTRUMENT_DISABLED, f"security {terms.security} halted")
-    static = _static_checks(terms, instrument, config)
+        return t.fail(RejectReason.INSTRUMENT_DISABLED, f"security {terms.security} halted")
+    t.ok(RejectReason.INSTRUMENT_DISABLED, detail=f"security {terms.security} enabled")
+    static = _static_checks(terms, instrument, config, t)
     if static is not None:
         return static
     reference_e3 = reference_price_e3(last_e3, instrument)
     if reference_e3 <= 0:
-        return Rejected(RejectReason.NO_REFERENCE_PRICE, "no last trade and no previous close")
+        return t.fail(
+            RejectReason.NO_REFERENCE_PRICE, "no last trade and no previous close", reference_e3, 0
+        )
+    source = "last trade" if last_e3 else "previous close"
+    t.ok(RejectReason.NO_REFERENCE_PRICE, reference_e3, 0, "e3", f"reference: {source}")
     if terms.market:
         hold_price_e3 = reference_e3 * (BPS + config.market_hold_bps) // BPS
     else:
-        if abs(terms.price_e3 - reference_e3) * BPS > reference_e3 * config.collar_bps:
-            return Rejected(
+        # |price - reference| * BPS <= reference * collar_bps, and the deviation is a whole
+        # number of HK$0.001, so the floor of the bound is exactly the largest one allowed.
+        deviation_e3 = abs(terms.price_e3 - reference_e3)
+        bound_e3 = reference_e3 * config.collar_bps // BPS
+        if deviation_e3 * BPS > reference_e3 * config.collar_bps:
+            return t.fail(
                 RejectReason.PRICE_COLLAR,
                 f"price {terms.price_e3} outside {config.collar_bps} bps of {reference_e3}",
+                deviation_e3,
+                bound_e3,
+                "e3",
             )
+        detail = f"price {terms.price_e3} within {config.collar_bps} bps of {reference_e3}"
+        t.ok(RejectReason.PRICE_COLLAR, deviation_e3, bound_e3, "e3", detail)
         hold_price_e3 = terms.price_e3
     notional_e3 = hold_price_e3 * terms.qty
-    if notional_e3 > limits.max_order_notional_cents * E3_PER_CENT:
-        return Rejected(
+    max_notional_e3 = limits.max_order_notional_cents * E3_PER_CENT
+    if notional_e3 > max_notional_e3:
+        return t.fail(
             RejectReason.MAX_NOTIONAL,
             f"notional {notional_e3} e3 above {limits.max_order_notional_cents} cents",
+            notional_e3,
+            max_notional_e3,
+            "e3",
         )
+    t.ok(RejectReason.MAX_NOTIONAL, notional_e3, max_notional_e3, "e3", "order notional")
     if terms.side is Side.BUY:
-        return _buy(terms, limits, balance, exposure, hold_price_e3, config)
-    return _sell(terms, limits, balance, exposure, hold_price_e3)
+        return _buy(terms, limits, balance, exposure, hold_price_e3, config, t)
+    return _sell(terms, limits, balance, exposure, hold_price_e3, t)
 
 
 def _static_checks(
-    terms: OrderTerms, instrument: InstrumentRef, config: RiskConfig
+    terms: OrderTerms, instrument: InstrumentRef, config: RiskConfig, t: _Trail
 ) -> Rejected | None:
     if terms.qty <= 0:
-        return Rejected(RejectReason.INVALID_QTY, f"quantity {terms.qty}")
-    if terms.qty % instrument.board_lot:
-        return Rejected(RejectReason.NOT_BOARD_LOT, f"board lot is {instrument.board_lot}")
-    if terms.qty // instrument.board_lot > config.lots_max:
-        return Rejected(RejectReason.TOO_MANY_LOTS, f"at most {config.lots_max} lots")
-    if terms.market:
-        return (
-            None
-            if terms.price_e3 == 0
-            else Rejected(RejectReason.INVALID_PRICE, "a market order has no price")
+        return t.fail(RejectReason.INVALID_QTY, f"quantity {terms.qty}", terms.qty, 1, "shares")
+    t.ok(RejectReason.INVALID_QTY, terms.qty, 1, "shares", "quantity at least 1 share")
+    lot = instrument.board_lot
+    if terms.qty % lot:
+        return t.fail(RejectReason.NOT_BOARD_LOT, f"board lot is {lot}", terms.qty, lot, "shares")
+    t.ok(RejectReason.NOT_BOARD_LOT, terms.qty, lot, "shares", f"whole lots of {lot}")
+    lots = terms.qty // lot
+    if lots > config.lots_max:
+        return t.fail(
+            RejectReason.TOO_MANY_LOTS,
+            f"at most {config.lots_max} lots",
+            lots,
+            config.lots_max,
+            "lots",
         )
+    t.ok(RejectReason.TOO_MANY_LOTS, lots, config.lots_max, "lots", "lots in the order")
+    if terms.market:
+        if terms.price_e3 != 0:
+            return t.fail(
+                RejectReason.INVALID_PRICE, "a market order has no price", terms.price_e3, 0, "e3"
+            )
+        t.ok(RejectReason.INVALID_PRICE, 0, 0, "e3", "a market order has no price")
+        return None
     if not PRICE_MIN_E3 <= terms.price_e3 <= PRICE_MAX_E3:
-        return Rejected(RejectReason.INVALID_PRICE, f"price {terms.price_e3} outside the table")
+        return t.fail(
+            RejectReason.INVALID_PRICE,
+            f"price {terms.price_e3} outside the table",
+            terms.price_e3,
+            PRICE_MAX_E3,
+            "e3",
+        )
+    detail = f"price within {PRICE_MIN_E3}..{PRICE_MAX_E3}"
+    t.ok(RejectReason.INVALID_PRICE, terms.price_e3, PRICE_MAX_E3, "e3", detail)
     if not SPREAD_TABLES[instrument.spread_table].is_on_tick(terms.price_e3):
-        return Rejected(RejectReason.OFF_TICK, f"price {terms.price_e3} is not on tick")
+        return t.fail(
+            RejectReason.OFF_TICK, f"price {terms.price_e3} is not on tick", terms.price_e3
+        )
+    detail = f"price on a tick of spread table {instrument.spread_table}"
+    t.ok(RejectReason.OFF_TICK, terms.price_e3, None, "e3", detail)
     return None
 
 
-def _cut_loss(limits: AccountLimits, balance: Balance | None) -> Rejected | None:
-    if balance is not None and balance.equity_cents < limits.cut_loss_cents:
-        return Rejected(
+def _cut_loss(limits: AccountLimits, balance: Balance | None, t: _Trail) -> Rejected | None:
+    if balance is None:
+        t.ok(RejectReason.CUT_LOSS, None, limits.cut_loss_cents, "cents", "no ledger snapshot yet")
+        return None
+    equity, floor = balance.equity_cents, limits.cut_loss_cents
+    if equity < floor:
+        return t.fail(
             RejectReason.CUT_LOSS,
-            f"equity {balance.equity_cents} below cut-loss {limits.cut_loss_cents} cents",
+            f"equity {equity} below cut-loss {floor} cents",
+            equity,
+            floor,
+            "cents",
         )
+    t.ok(RejectReason.CUT_LOSS, equity, floor, "cents", "equity at or above the cut-loss level")
     return None
 
 
@@ -254,19 +359,28 @@ def _buy(
     exposure: Exposure,
     hold_price_e3: int,
     config: RiskConfig,
+    t: _Trail,
 ) -> Decision:
-    breached = _cut_loss(limits, balance)
+    breached = _cut_loss(limits, balance, t)
     if breached is not None:
         return breached
     cost_cents = hold_cents(hold_price_e3, terms.qty, config)
     cash_cents = balance.cash_cents if balance is not None else 0
     available_cents = cash_cents + limits.credit_line_cents - exposure.holds_cents
     if cost_cents > available_cents:
-        return Rejected(
+        return t.fail(
             RejectReason.INSUFFICIENT_BUYING_POWER,
             f"needs {cost_cents} cents, {available_cents} available",
+            cost_cents,
+            available_cents,
+            "cents",
         )
-    return Approved(hold_price_e3, cost_cents)
+    detail = (
+        f"cost with charges; available = cash {cash_cents} + credit line "
+        f"{limits.credit_line_cents} - holds {exposure.holds_cents}"
+    )
+    t.ok(RejectReason.INSUFFICIENT_BUYING_POWER, cost_cents, available_cents, "cents", detail)
+    return t.approve(hold_price_e3, cost_cents)
 
 
 def _sell(
@@ -275,17 +389,25 @@ def _sell(
     balance: Balance | None,
     exposure: Exposure,
     hold_price_e3: int,
+    t: _Trail,
 ) -> Decision:
     held = balance.positions.get(terms.security, 0) if balance is not None else 0
     free = held - exposure.sells_committed.get(terms.security, 0)
     covered = terms.side is Side.SELL and free >= terms.qty
     if covered:
-        return Approved(hold_price_e3, 0)  # reducing inventory is allowed even under cut-loss
+        detail = f"held {held}, free of open sells {free}"
+        t.ok(RejectReason.INSUFFICIENT_INVENTORY, terms.qty, free, "shares", detail)
+        return t.approve(hold_price_e3, 0)  # reducing inventory is allowed even under cut-loss
     if not limits.allow_short:
         if terms.side is Side.SELL_SHORT:
-            return Rejected(RejectReason.SHORT_NOT_ALLOWED, "account may not sell short")
-        return Rejected(
-            RejectReason.INSUFFICIENT_INVENTORY, f"holds {free} free shares, sells {terms.qty}"
+            return t.fail(RejectReason.SHORT_NOT_ALLOWED, "account may not sell short")
+        return t.fail(
+            RejectReason.INSUFFICIENT_INVENTORY,
+            f"holds {free} free shares, sells {terms.qty}",
+            terms.qty,
+            free,
+            "shares",
         )
-    breached = _cut_loss(limits, balance)
-    return breached if breached is not None else Approved(hold_price_e3, 0)
+    t.ok(RejectReason.SHORT_NOT_ALLOWED, terms.qty, free, "shares", "account may sell short")
+    breached = _cut_loss(limits, balance, t)
+    return breached if breached is not None else t.approve(hold_price_e3, 0)

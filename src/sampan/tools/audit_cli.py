@@ -24,6 +24,7 @@ from sampan.tools.audit_trail import (
     ORDER_TOPICS,
     Entry,
     count_by_topic,
+    details,
     jsonable,
     summary,
 )
@@ -40,6 +41,8 @@ def _print_entries(entries: list[Entry], out: TextIO) -> None:
             "%Y-%m-%d %H:%M:%S.%f"
         )
         out.write(f"{when}  {entry.position:<28}  {summary(entry)}\n")
+        for line in details(entry):
+            out.write(f"{'':56}  {line}\n")
 
 
 def _order(args: argparse.Namespace) -> int:

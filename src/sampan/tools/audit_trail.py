@@ -6,6 +6,9 @@ answers are `Entry` values in time order. No Kafka here (`audit_scan` reads the 
 An order's story is found by following the ids its records carry, from the id the auditor
 gave (a ClOrdID, an order id, a command id or a SMART parent's `P…` id):
 - an OrderCommand links its `command_id`, `cl_ord_id`, `orig_cl_ord_id` and `parent_id`;
+- a RouterDecision links the same, its `order_id` (a SMART parent's) and its children's
+  ClOrdIDs; it is also found by the order a child cancels (a MASS_CANCEL's decision is found
+  by each order it cancels but links none of them to each other);
 - an ExecutionReport links `order_id`, `cl_ord_id`, `orig_cl_ord_id`, `parent_id`, and makes
   its `exec_id` known so the fill, the drop copy and the reconciliation of a trade are found;
 - a Fill, a DropCopyExecution and a ReconBreak belong to the story when their exec id (or, for
@@ -34,6 +37,7 @@ ENTRIES_MAX = 100_000
 # The order in which the topics are read, and how records of the same nanosecond are ordered.
 ORDER_TOPICS: tuple[str, ...] = (
     "orders.requests",
+    "router.decisions",
     "orders.internal",
     "orders.events",
     "fills",
@@ -104,6 +108,15 @@ class OrderTrail:
         if topic in ("orders.requests", "orders.internal"):
             links = _ids(record, "command_id", "cl_ord_id", "orig_cl_ord_id", "parent_id")
             if not links & self.ids:
+                return False
+            learnt = links
+        elif topic == "router.decisions":
+            children = record.get("children") or []
+            links = _ids(record, "command_id", "cl_ord_id", "orig_cl_ord_id", "order_id")
+            if record.get("kind") != "MASS_CANCEL":
+                links |= {str(c["cl_ord_id"]) for c in children if c.get("cl_ord_id")}
+            targets = {str(c["orig_cl_ord_id"]) for c in children if c.get("orig_cl_ord_id")}
+            if not (links | targets) & self.ids:
                 return False
             learnt = links
         elif topic == "orders.events":
@@ -205,6 +218,8 @@ def summary(entry: Entry) -> str:
             f"{what} @ {_px(r.get('price_e3', 0))} route {r.get('route')} "
             f"cl_ord_id {r.get('cl_ord_id')} account {r.get('account')}"
         )
+    if entry.topic == "router.decisions":
+        return _decision(r)
     if entry.topic == "orders.events":
         text = f"{r.get('venue')} {r.get('exec_type')} → {r.get('ord_status')} "
         text += f"order {r.get('order_id') or '-'} cl_ord_id {r.get('cl_ord_id')} "
@@ -234,6 +249,46 @@ def summary(entry: Entry) -> str:
             f"{_cents(r.get('available_cash_cents', 0))}"
         )
     return str(dict(r))
+
+
+def _decision(r: Mapping[str, Any]) -> str:
+    what = "router decision" if r.get("event") == "REQUEST" else "router sends child"
+    text = f"{what} {r.get('decision_id')} on {r.get('kind')} cl_ord_id {r.get('cl_ord_id')}: "
+    if r.get("outcome") == "REJECTED":
+        return text + f"REJECTED {r.get('reject_reason')}: {r.get('text')}"
+    text += f"ACCEPTED route {r.get('route') or '-'}"
+    if r.get("hold_cents"):
+        text += f" hold {_cents(r.get('hold_cents', 0))}"
+    return text + (f"; {r.get('text')}" if r.get("text") else "")
+
+
+def _figure(value: Any, unit: str) -> str:
+    return f"{value:,} {unit}".rstrip() if isinstance(value, int) else "-"
+
+
+def details(entry: Entry) -> list[str]:
+    """The lines below a record's summary: a decision's checks (each figure against its limit)
+    and the children it sent. Empty for every other record."""
+    if entry.topic != "router.decisions":
+        return []
+    r = entry.record
+    lines = []
+    for c in r.get("checks") or []:
+        mark = "pass" if c.get("passed") else "FAIL"
+        figures = ""
+        if c.get("value") is not None or c.get("limit") is not None:
+            unit = c.get("unit") or ""
+            figures = (
+                f" value {_figure(c.get('value'), unit)} limit {_figure(c.get('limit'), unit)}"
+            )
+        lines.append(f"check {mark} {c.get('name')}{figures}: {c.get('detail')}")
+    for c in r.get("children") or []:
+        target = f" of {c.get('orig_cl_ord_id')}" if c.get("orig_cl_ord_id") else ""
+        terms = ""
+        if c.get("qty"):
+            terms = f" {c.get('qty')} @ {_px(c.get('price_e3', 0))} {c.get('time_in_force')}"
+        lines.append(f"sent {c.get('venue')} {c.get('action')} {c.get('cl_ord_id')}{target}{terms}")
+    return lines
 
 
 def jsonable(entry: Entry) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """HKEX executions reach orders.events and fills exactly once through faults: a report lost
 on the order session (healed by ResendRequest), the router SIGKILLed mid-flow and restarted,
-and the gateway cutting the session."""
+and the gateway cutting the session. Each request's decision record is on router.decisions
+once, naming the ClOrdID it sent to HKEX."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from router_harness import (
     events_of,
     fills_of,
     publish,
+    read_all,
     send,
     start_router,
     state_dir,
@@ -23,6 +25,7 @@ from router_harness import (
 )
 
 from sampan.config import Settings
+from sampan.router.ids import Origin, parse_hkex_cl_ord_id
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +106,21 @@ def test_sigkill_and_session_cut_lose_and_duplicate_nothing(env_settings: Settin
         assert len(sim.drop_copy.trades) == len(orders)  # no order was placed twice at HKEX
         trades = Counter(e["exec_id"] for e in _hkex_trades(env_settings))
         assert sorted(trades) == sorted(counts) and max(trades.values()) == 1
+        # One committed decision per request, whatever the kills rolled back and redid; each
+        # names the order it sent, which HKEX traded.
+        decided = read_all(env_settings, "router.decisions", "RouterDecision")
+        ids = Counter(d["decision_id"] for d in decided)
+        assert len(ids) == len(orders) and max(ids.values()) == 1, ids.most_common(3)
+        assert {d["cl_ord_id"] for d in decided} == {o["cl_ord_id"] for o in orders}
+        assert all(d["outcome"] == "ACCEPTED" and d["route"] == "HKEX" for d in decided)
+        assert {e["cl_ord_id"] for e in _hkex_trades(env_settings)} == {
+            d["cl_ord_id"] for d in decided
+        }
+        for d in decided:
+            (child,) = d["children"]
+            sent = parse_hkex_cl_ord_id(child["cl_ord_id"])
+            assert sent is not None and child["venue"] == "HKEX"
+            assert sent.origin == Origin(d["request_partition"], d["request_offset"])
         assert router.stop() == 0
     finally:
         router.stop()

@@ -4,7 +4,8 @@ The session: an internal sell rests; a SMART buy of 1,000 fills 300 against it a
 HKEX (two executions, drop-copied and reconciled); another order is amended then cancelled;
 one is refused by risk (its notional is above the account's fat-finger limit). Then
 `sampan audit order` must tell each story with the records expected, in time order, with
-their positions; `sampan audit account` must show the passive seller's fill; an export must
+their positions (the router's decisions among them: each check with its figures, the route,
+the SMART split and the HKEX child it sent later); `sampan audit account` must show the passive seller's fill; an export must
 decode record for record what the topics hold.
 """
 
@@ -166,6 +167,26 @@ def test_audit_tells_each_order_and_account_story(
     seen = kinds(story)
     assert seen[0] == ("orders.requests", "NEW")
     assert ("orders.internal", "NEW") in seen
+    decided = [i["record"] for i in story["records"] if i["topic"] == "router.decisions"]
+    assert [(d["event"], d["outcome"], d["route"]) for d in decided] == [
+        ("REQUEST", "ACCEPTED", "SMART"), ("CHILD_SENT", "ACCEPTED", "SMART"),
+    ]  # fmt: skip
+    assert all(c["passed"] for c in decided[0]["checks"])
+    power = {c["name"]: c for c in decided[0]["checks"]}["INSUFFICIENT_BUYING_POWER"]
+    assert power["value"] == decided[0]["hold_cents"] and power["limit"] >= power["value"]
+    (internal_child,) = decided[0]["children"]
+    assert (internal_child["venue"], internal_child["qty"]) == ("INTERNAL", 1_000)
+    (hkex_child,) = decided[1]["children"]
+    assert (hkex_child["venue"], hkex_child["qty"]) == ("HKEX", 700)
+    # The decision follows its request, and the HKEX child's comes before HKEX's reports.
+    topics_seen = [t for t, _ in seen]
+    assert topics_seen.index("router.decisions") == 1
+    hkex_reports = [
+        n for n, i in enumerate(story["records"])
+        if i["topic"] == "orders.events" and i["record"]["venue"] == "HKEX"
+    ]  # fmt: skip
+    child_at = [n for n, (t, w) in enumerate(seen) if t == "router.decisions"][1]
+    assert hkex_reports and child_at < min(hkex_reports)
     fills = [r for t, r in seen if t == "fills"]
     assert len(fills) == 3
     hkex_fills = sorted(
@@ -193,6 +214,7 @@ def test_audit_tells_each_order_and_account_story(
     park = kinds(audit_json("order", "park-1"))
     requests = [w for t, w in park if t == "orders.requests"]
     assert requests == ["NEW", "AMEND", "CANCEL"]
+    assert [w for t, w in park if t == "router.decisions"] == ["NEW", "AMEND", "CANCEL"]
     assert [w for t, w in park if t == "orders.events"][-1] == "CANCELED"
     assert "REPLACED" in [w for t, w in park if t == "orders.events"]
 
@@ -201,10 +223,16 @@ def test_audit_tells_each_order_and_account_story(
     rejects = [i["record"] for i in fat_story["records"] if i["topic"] == "orders.events"]
     assert [r["exec_type"] for r in rejects] == ["REJECTED"] and rejects[0]["reject_reason"]
     assert not [i for i in fat_story["records"] if i["topic"] == "orders.internal"]
+    (refusal,) = [i["record"] for i in fat_story["records"] if i["topic"] == "router.decisions"]
+    assert (refusal["outcome"], refusal["reject_reason"]) == ("REJECTED", "MAX_NOTIONAL")
+    failed = refusal["checks"][-1]
+    assert failed["name"] == "MAX_NOTIONAL" and not failed["passed"]
+    assert failed["value"] == 10_000 * 505_000 > failed["limit"] == 2_000_000_00 * 10
 
     # The readable table says the same, and an unknown id says so plainly.
     table = sampan("audit", "order", "fat-1")
     assert table.returncode == 0 and "REJECTED" in table.stdout and "orders.events[" in table.stdout
+    assert "check FAIL MAX_NOTIONAL value 5,050,000,000 e3 limit 2,000,000,000 e3" in table.stdout
     unknown = sampan("audit", "order", "no-such-order")
     assert unknown.returncode == 1 and "no record of order 'no-such-order'" in unknown.stderr
 
@@ -220,12 +248,14 @@ def test_audit_tells_each_order_and_account_story(
     out = tmp_path / "export.jsonl"
     done = sampan(
         "audit", "export", "--from", "2000-01-01T00:00", "--to", "2100-01-01T00:00",
-        "--topics", "orders.requests", "orders.events", "fills", "--output", str(out),
+        "--topics", "orders.requests", "router.decisions", "orders.events", "fills",
+        "--output", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     for topic, name in (
         ("orders.requests", "OrderCommand"),
+        ("router.decisions", "RouterDecision"),
         ("orders.events", "ExecutionReport"),
         ("fills", "Fill"),
     ):

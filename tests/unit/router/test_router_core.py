@@ -113,7 +113,7 @@ def test_smart_parent_aggregates_internal_and_hkex_fills_exactly() -> None:
     router = core()
     router.request(0, 7, command())
     out, fix, _ = router.take()
-    assert [o.topic for o in out] == ["orders.internal", "orders.events"]
+    assert [o.topic for o in out] == ["orders.internal", "orders.events", "router.decisions"]
     child = out[0].value
     assert child["cl_ord_id"] == "S0.7" and child["time_in_force"] == "IOC"
     assert child["parent_id"] == "p1" and child["stp"] == "CANCEL_BOTH" and not fix
@@ -199,9 +199,16 @@ def test_holds_follow_open_orders_and_rejects_are_reports() -> None:
     router.request(0, 2, command(route="INTERNAL", qty=100, cl_ord_id="b"))
     router.request(0, 3, command(route="INTERNAL", qty=100, cl_ord_id="a"))
     out, _, _ = router.take()
-    assert [o.topic for o in out] == ["orders.internal", "orders.events", "orders.events"]
-    assert [o.value["reject_reason"] for o in out[1:]] == [
+    assert [o.topic for o in out if o.topic != "router.decisions"] == [
+        "orders.internal", "orders.events", "orders.events",
+    ]  # fmt: skip
+    assert [o.value["reject_reason"] for o in out if o.topic == "orders.events"] == [
         "INSUFFICIENT_BUYING_POWER", "DUPLICATE_CL_ORD_ID",
+    ]  # fmt: skip
+    decided = [o.value for o in out if o.topic == "router.decisions"]
+    assert [(d["outcome"], d["reject_reason"]) for d in decided] == [
+        ("ACCEPTED", None), ("REJECTED", "INSUFFICIENT_BUYING_POWER"),
+        ("REJECTED", "DUPLICATE_CL_ORD_ID"),
     ]  # fmt: skip
     assert router.exposure("A1").holds_cents == 5_130_240
 

@@ -250,7 +250,7 @@ def test_cl_ord_ids_are_unique_per_account_per_day() -> None:
         # The next Hong Kong day it is free again, and yesterday's finished orders go.
         r.request(0, 6, command(route="INTERNAL", qty=100, cl_ord_id="a", ts_ns=T0 + DAY_NS))
         out, _, dirty = r.take()
-        assert [o.topic for o in out] == ["orders.internal"]
+        assert [o.topic for o in out] == ["orders.internal", "router.decisions"]
         assert ("0.1", None) in dirty and "0.1" not in r.done
 
 
@@ -283,7 +283,7 @@ def test_a_mass_cancel_matching_nothing_is_answered_and_none_is_sent_twice() -> 
     # The venues are slow: the member asks again. Nothing more goes out; the member is told.
     router.request(0, 5, command("MASS_CANCEL", route="INTERNAL", cl_ord_id="m5", security=0))
     out, fix, _ = router.take()
-    assert not fix and [o.topic for o in out] == ["orders.events"]
+    assert not fix and [o.topic for o in out] == ["orders.events", "router.decisions"]
     assert reasons(out) == ["NOTHING_TO_CANCEL"] and "pending" in reports(out)[0]["text"]
 
 
@@ -292,11 +292,15 @@ def test_an_oversized_request_is_refused_with_a_small_report() -> None:
     huge = "9" * 400_000
     router.request(0, 1, command("CANCEL", command_id=huge, cl_ord_id=huge, orig_cl_ord_id="p"))
     out, fix, _ = router.take()
-    (refused,) = out
+    (refused, decision) = out
     assert refused.value["reject_reason"] == "INVALID_FIELD" and not fix
     assert len(refused.value["cl_ord_id"]) == STRING_LEN_MAX["cl_ord_id"]
     assert "400000 characters" in refused.value["text"]
     assert len(registry().encode("ExecutionReport", refused.value)) < 1_000
+    assert (decision.value["outcome"], decision.value["reject_reason"]) == (
+        "REJECTED", "INVALID_FIELD",
+    )  # fmt: skip
+    assert len(registry().encode("RouterDecision", decision.value)) < 2_000
 
 
 def test_a_request_stamped_in_1823_is_refused() -> None:

@@ -164,3 +164,57 @@ def test_summaries_format_money_exactly() -> None:
     assert "cash -123,456,789,012,345.67" in summary(entry)
     trade = audit_trail.Entry("fills", 0, 1, 5, fill("X1", "a", "b", price_e3=1_005))
     assert "@ 1.005" in summary(trade)
+
+
+def decision(cl_ord_id: str, kind: str = "NEW", **extra: Any) -> dict[str, Any]:
+    return {
+        "decision_id": "D0.1", "event": "REQUEST", "kind": kind, "command_id": f"cmd-{cl_ord_id}",
+        "account": "A1", "cl_ord_id": cl_ord_id, "orig_cl_ord_id": None, "order_id": None,
+        "outcome": "ACCEPTED", "route": "INTERNAL", "reject_reason": None, "text": None,
+        "hold_cents": 0, "checks": [], "children": [], "ts_ns": 1,
+    } | extra  # fmt: skip
+
+
+def child(cl_ord_id: str, orig: str | None = None, venue: str = "HKEX") -> dict[str, Any]:
+    return {"venue": venue, "action": "CANCEL" if orig else "NEW", "cl_ord_id": cl_ord_id,
+            "orig_cl_ord_id": orig, "qty": 0 if orig else 700, "price_e3": 0 if orig else 512_500,
+            "time_in_force": "" if orig else "DAY"}  # fmt: skip
+
+
+def test_decisions_join_their_order_and_a_mass_cancel_joins_no_two_orders() -> None:
+    records = [
+        ("orders.requests", request("C1")),
+        ("router.decisions", decision("C1", children=[child("S0.5", venue="INTERNAL")])),
+        ("router.decisions", decision("C1", event="CHILD_SENT", children=[child("4711")])),
+        ("orders.events", report("H1", "4711", "E5", venue="HKEX", ts_ns=8)),
+        ("orders.requests", request("C2")),
+        ("router.decisions", decision("C2")),
+        ("router.decisions", decision("M1", kind="MASS_CANCEL",
+                                      children=[child("9", "4711"), child("M1.1", "C2")])),
+    ]  # fmt: skip
+    trail = OrderTrail("C1")
+    feed(trail, records)
+    assert [(e.topic, e.offset) for e in trail.entries()] == [
+        ("orders.requests", 0), ("router.decisions", 1), ("router.decisions", 2),
+        ("router.decisions", 6), ("orders.events", 3),
+    ]  # fmt: skip
+
+
+def test_a_decisions_checks_and_children_are_printed_with_their_figures() -> None:
+    checks = [
+        {"name": "MAX_NOTIONAL", "passed": True, "value": 51_200_000, "limit": 10**10,
+         "unit": "e3", "detail": "order notional"},
+        {"name": "INSUFFICIENT_BUYING_POWER", "passed": False, "value": 5_130_240,
+         "limit": 1_000, "unit": "cents", "detail": "needs more"},
+    ]  # fmt: skip
+    entry = audit_trail.Entry(
+        "router.decisions", 0, 3, 1,
+        decision("C1", outcome="REJECTED", reject_reason="INSUFFICIENT_BUYING_POWER",
+                 text="needs more", checks=checks, children=[child("4711")]),
+    )  # fmt: skip
+    assert "REJECTED INSUFFICIENT_BUYING_POWER: needs more" in summary(entry)
+    assert audit_trail.details(entry) == [
+        "check pass MAX_NOTIONAL value 51,200,000 e3 limit 10,000,000,000 e3: order notional",
+        "check FAIL INSUFFICIENT_BUYING_POWER value 5,130,240 cents limit 1,000 cents: needs more",
+        "sent HKEX NEW 4711 700 @ 512.500 DAY",
+    ]
