@@ -130,6 +130,21 @@ def topics_of(principal: str, operation: str, prefix: str = "") -> list[str]:
     ]
 
 
+def kafka_acls_commands(prefix: str) -> list[str]:
+    """The grants as Apache Kafka's own `kafka-acls.sh` commands, for the operator of a cluster
+    where the venue's admin may not create ACLs itself (`sampan topics acls`)."""
+    option = {"topic": "--topic", "group": "--group", "transactional_id": "--transactional-id"}
+    lines = []
+    for g in grants(prefix):
+        pattern = " --resource-pattern-type prefixed" if g.pattern == "prefixed" else ""
+        lines.append(
+            f"kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties "
+            f"--add --allow-principal User:{g.principal} --operation {g.operation.title()} "
+            f"{option[g.resource]} {g.name}{pattern}"
+        )
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # On the broker
 

@@ -173,3 +173,41 @@ def run_as(principal: str) -> None:
 def done_as(principal: str) -> None:
     assert _current and _current[-1] == principal, "run_as/done_as out of order"
     _current.pop()
+
+
+def fix_password(
+    comp_id: str, state_dir: Path, env: Mapping[str, str], env_name: str | None = None
+) -> str | None:
+    """The OCG-C Logon password (554) of the FIX session of `comp_id`.
+
+    A firm's side (router, drop copy) takes it from `<env_name>` or the file named in
+    `<env_name>_FILE`; on a secured local stack both ends take it from
+    `<state>/security/fix/<comp_id>.password` (made on first use, mode 600), so the simulator
+    checks what the router and the drop-copy client send. A PLAINTEXT stack has none, and the
+    simulator then checks none."""
+    if env_name and env.get(env_name):
+        return env[env_name]
+    if env_name and env.get(f"{env_name}_FILE"):
+        return read_secret(Path(env[f"{env_name}_FILE"]), f"{env_name}_FILE")
+    local = LocalSecurity.of(state_dir)
+    if not local.present():
+        return None
+    path = local.root / "fix" / f"{comp_id}.password"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # the other end made it a moment ago
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(18) + "\n")
+    return read_secret(path, f"the FIX password of {comp_id}")
+
+
+def session_password(comp_id: str, env_name: str | None = None) -> str | None:
+    """`fix_password` for this process's environment and state folder."""
+    state_dir = Path(os.environ.get("SAMPAN_STATE_DIR") or ".state").resolve()
+    return fix_password(comp_id, state_dir, os.environ, env_name)

@@ -163,6 +163,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(render_table())
         return 0
+    if args.action == "acls":
+        for line in acls.kafka_acls_commands(settings().topic_prefix):
+            print(line)
+        return 0
     if args.action == "render":
         if args.replicas < 1:
             raise ConfigError(f"--replicas {args.replicas}: at least 1")
@@ -196,10 +200,13 @@ def register(subparsers: Any) -> None:
             "reports, without changing them, topics whose partitions or configs differ from the "
             "catalog (exit status 1 when there is drift). `render` prints the catalog as Strimzi "
             "KafkaTopic resources (YAML, names with SAMPAN_TOPIC_PREFIX, audit retention from "
-            "SAMPAN_AUDIT_RETENTION_DAYS) for `kubectl apply -f -`."
+            "SAMPAN_AUDIT_RETENTION_DAYS) for `kubectl apply -f -`. On a cluster with an "
+            "authorizer `apply` also creates the ACLs the catalog implies (one principal per "
+            "process) and reports other grants on the same resources as drift; `acls` prints them "
+            "as kafka-acls.sh commands for a cluster run by someone else."
         ),
     )
-    parser.add_argument("action", choices=("list", "apply", "render"))
+    parser.add_argument("action", choices=("list", "apply", "render", "acls"))
     parser.add_argument(
         "--cluster",
         default="sampan",

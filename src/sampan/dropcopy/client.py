@@ -36,6 +36,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sampan import credentials
 from sampan.config import Settings
 from sampan.dropcopy.records import to_record
 from sampan.dropcopy.writer import (
@@ -55,6 +56,8 @@ from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
 
 log = logging.getLogger(__name__)
 
+# The drop-copy Logon password on a real gateway: this variable, or a file named in ..._FILE.
+PASSWORD_ENV = "SAMPAN_DROPCOPY_PASSWORD"  # noqa: S105 - a variable name
 QUEUE_MAX = 50_000
 BATCH_MAX = 1_000
 DRAIN_POLL_S = 0.02
@@ -222,6 +225,7 @@ class DropCopyClient:
                 self.config.gateway_comp_id,
                 heartbeat_interval_s=self.config.heartbeat_interval_s,
                 heartbeat_interval_s_min=1,
+                password=credentials.session_password(self.config.comp_id, PASSWORD_ENV),
             ),
             self._store,
         )

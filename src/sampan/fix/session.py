@@ -32,6 +32,8 @@ messages at a time (the peer sees the remaining gap and asks again).
 
 from __future__ import annotations
 
+import hmac
+
 from sampan.fix.codec import (
     TAG_MSG_SEQ_NUM,
     TAG_MSG_TYPE,
@@ -61,6 +63,8 @@ from sampan.fix.session_types import (
     MSG_SEQUENCE_RESET,
     MSG_TEST_REQUEST,
     SESSION_MSG_TYPES,
+    SESSION_STATUS_ACTIVE,
+    SESSION_STATUS_INVALID_PASSWORD,
     TAG_APPL_VER_ID,
     TAG_BEGIN_SEQ_NO,
     TAG_DEFAULT_APPL_VER_ID,
@@ -70,10 +74,12 @@ from sampan.fix.session_types import (
     TAG_HEART_BT_INT,
     TAG_NEW_SEQ_NO,
     TAG_NEXT_EXPECTED_MSG_SEQ_NUM,
+    TAG_PASSWORD,
     TAG_REF_MSG_TYPE,
     TAG_REF_SEQ_NUM,
     TAG_REF_TAG_ID,
     TAG_SESSION_REJECT_REASON,
+    TAG_SESSION_STATUS,
     TAG_TEST_REQ_ID,
     LogonCompleted,
     OutputBatch,
@@ -287,6 +293,14 @@ class Session:
             # FIXT: a first message other than Logon is answered by disconnecting.
             self._end(f"first message was {msg.msg_type!r}, not Logon")
             return
+        if self._password_refused(msg):
+            refused = "invalid username or password"
+            self._emit(
+                MSG_LOGOUT,
+                ((TAG_SESSION_STATUS, SESSION_STATUS_INVALID_PASSWORD), (TAG_TEXT, refused)),
+            )
+            self._end(f"logon refused: {refused} (SenderCompID {msg.get(TAG_SENDER_COMP_ID)})")
+            return
         problem = self._logon_problem(msg)
         if problem is not None:
             self._emit(MSG_LOGOUT, ((TAG_TEXT, problem),))
@@ -322,6 +336,15 @@ class Session:
             self._replay(
                 peer_expects, min(replay_end, peer_expects + self.config.resend_range_max - 1)
             )
+
+    def _password_refused(self, msg: FixMessage) -> bool:
+        """An acceptor with a password refuses a Logon without that password (compared in
+        constant time); a Logon with the wrong CompIDs is refused by `_logon_problem` anyway."""
+        expected = self.config.password
+        if self.config.role is not SessionRole.ACCEPTOR or expected is None:
+            return False
+        given = msg.get(TAG_PASSWORD) or ""
+        return not hmac.compare_digest(given.encode(), expected.encode())
 
     def _logon_problem(self, msg: FixMessage) -> str | None:
         """Why this Logon must be refused, or None. Runs before any state changes."""
@@ -569,12 +592,17 @@ class Session:
             self._last_sent_ns = self._now_ns
 
     def _logon_body(self) -> tuple[tuple[int, str], ...]:
-        return (
+        body: tuple[tuple[int, str], ...] = (
             (TAG_ENCRYPT_METHOD, "0"),
             (TAG_HEART_BT_INT, str(self._heartbeat_ns // _NS_PER_S)),
             (TAG_NEXT_EXPECTED_MSG_SEQ_NUM, str(self.store.next_target_seq_num)),
             (TAG_DEFAULT_APPL_VER_ID, APPL_VER_ID_FIX50SP2),
         )
+        if self.config.role is SessionRole.INITIATOR and self.config.password is not None:
+            body += ((TAG_PASSWORD, self.config.password),)  # a Logon is never stored
+        if self.config.role is SessionRole.ACCEPTOR and self.config.password is not None:
+            body += ((TAG_SESSION_STATUS, SESSION_STATUS_ACTIVE),)
+        return body
 
     def _reject(
         self,

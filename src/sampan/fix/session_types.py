@@ -18,6 +18,10 @@ TAG_END_SEQ_NO = 16
 TAG_NEW_SEQ_NO = 36
 TAG_REF_SEQ_NUM = 45
 TAG_ENCRYPT_METHOD = 98
+TAG_PASSWORD = 554
+TAG_SESSION_STATUS = 1409  # OCG-C: 0 session active, 5 invalid username or password
+SESSION_STATUS_ACTIVE = "0"
+SESSION_STATUS_INVALID_PASSWORD = "5"  # noqa: S105 - a status code
 TAG_HEART_BT_INT = 108
 TAG_TEST_REQ_ID = 112
 TAG_GAP_FILL_FLAG = 123
@@ -104,6 +108,9 @@ class SessionConfig:
     logout_timeout_s: int = 5
     resend_range_max: int = 10_000
     queued_messages_max: int = 10_000
+    # OCG-C's Password (554): an initiator sends it in its Logon; an acceptor with one refuses a
+    # Logon that does not carry it (Logout with SessionStatus 5). Never printed.
+    password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         assert self.heartbeat_interval_s_min <= self.heartbeat_interval_s

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sampan import credentials
 from sampan.fix.codec import TAG_TEXT, DecodeError, FixDecoder, FixMessage
 from sampan.fix.messages import BusinessMessageReject, BusinessRejectReason, ExecutionReport
 from sampan.fix.session import Session
@@ -239,6 +240,9 @@ class Gateway:
             self.config.gateway_comp_id,
             client_comp_id,
             heartbeat_interval_s_min=1,
+            # A secured local stack's firm password (the router's and drop copy's own file);
+            # none on a PLAINTEXT stack.
+            password=credentials.session_password(client_comp_id),
         )
 
     def _day_dir(self, comp_id: str) -> Path | None:

@@ -46,6 +46,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+from sampan import credentials
 from sampan.fix.codec import TAG_TEXT, FieldError, FixMessage
 from sampan.fix.messages import TAG_CL_ORD_ID
 from sampan.fix.session import Session
@@ -63,6 +64,8 @@ from sampan.router.hkex import EXCHANGE_RESET
 
 log = logging.getLogger(__name__)
 
+# The OCG-C Logon password on a real gateway: this variable, or a file named in its _FILE twin.
+OCG_PASSWORD_ENV = "SAMPAN_OCG_PASSWORD"  # noqa: S105 - a variable name
 INBOUND_MAX = 100_000
 CONNECT_TIMEOUT_S = 5.0
 BACKOFF_INITIAL_S = 0.1
@@ -128,6 +131,7 @@ class FixLink:
                 config.gateway_comp_id,
                 heartbeat_interval_s=config.heartbeat_interval_s,
                 heartbeat_interval_s_min=1,
+                password=credentials.session_password(config.comp_id, OCG_PASSWORD_ENV),
             ),
             self.store,
         )

@@ -45,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from sampan import credentials
 from sampan.config import settings
 from sampan.errors import SampanError
 from sampan.fix.codec import FixMessage
@@ -472,7 +473,13 @@ class HkexFirm:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        config = SessionConfig(SessionRole.INITIATOR, comp_id, "HKEX", heartbeat_interval_s=5)
+        config = SessionConfig(
+            SessionRole.INITIATOR,
+            comp_id,
+            "HKEX",
+            heartbeat_interval_s=5,
+            password=credentials.session_password(comp_id),
+        )
         self._session = Session(config, MemorySessionStore())
         self._conn: SessionConnection | None = None
         self._task: asyncio.Task[None] | None = None

@@ -12,6 +12,8 @@ otherwise a private secured stack on ports of its own, stopped and removed at th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -222,3 +224,64 @@ def test_secrets_are_private_files(secured: Settings) -> None:
     assert "PLAINTEXT://" not in properties.read_text()
     assert "allow.everyone.if.no.acl.found=false" in properties.read_text()
     assert Path(local.ca_file).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+class _FixClient:
+    def __init__(self) -> None:
+        self.logons = 0
+        self.ended: list[str] = []
+        self.done = asyncio.Event()
+
+    def on_logon(self, conn: object) -> None:
+        self.logons += 1
+        self.done.set()
+
+    def on_message(self, conn: object, msg: object) -> None:
+        pass
+
+    def on_session_ended(self, conn: object, reason: str, was_logged_on: bool) -> None:
+        self.ended.append(reason)
+        self.done.set()
+
+
+async def _fix_logon(port: int, password: str | None) -> tuple[_FixClient, list[str]]:
+    from sampan.fix.session import Session
+    from sampan.fix.session_types import SessionConfig, SessionRole
+    from sampan.fix.store import MemorySessionStore
+    from sampan.fix.transport import open_initiator
+
+    client = _FixClient()
+    config = SessionConfig(SessionRole.INITIATOR, "SAMPAN", "HKEX", password=password)
+    session = Session(config, MemorySessionStore())
+    conn = await open_initiator("127.0.0.1", port, session, client)
+    task = asyncio.create_task(conn.run())
+    try:
+        await asyncio.wait_for(client.done.wait(), REFUSAL_TIMEOUT_S)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    return client, client.ended
+
+
+def test_the_simulator_checks_the_firms_fix_password(secured: Settings, tmp_path: Path) -> None:
+    from sampan import credentials
+    from sampan.hkex_sim.market import ListedSecurity, Market
+    from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
+
+    async def scenario() -> None:
+        market = Market([ListedSecurity(5, "HSBC HOLDINGS", 400, 98_550)])
+        firm = FirmConfig("SAMPAN", "SAMPANDC", throttle_per_s=0)
+        gateway = Gateway(GatewayConfig((firm,), state_dir=tmp_path / "sim"), market)
+        await gateway.start()
+        try:
+            refused, why = await _fix_logon(gateway.order_port, "not-the-password")
+            assert refused.logons == 0 and any("invalid username or password" in r for r in why)
+            right = credentials.session_password("SAMPAN")
+            assert right is not None, "a secured stack has the firm's FIX password"
+            accepted, _ = await _fix_logon(gateway.order_port, right)
+            assert accepted.logons == 1
+        finally:
+            await gateway.close()
+
+    asyncio.run(scenario())

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from sampan import credentials
 from sampan.config import Settings
 from sampan.dropcopy.recon_runner import ReconRunner, load_breaks, report
 from sampan.fix.codec import FixMessage
@@ -172,6 +173,7 @@ async def scenario(settings: Settings, tmp: Path) -> None:
             "HKEX",
             heartbeat_interval_s=1,
             heartbeat_interval_s_min=1,
+            password=credentials.session_password("SAMPAN"),
         ),
         MemorySessionStore(),
     )

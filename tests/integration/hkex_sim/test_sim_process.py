@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sampan import credentials
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import NewOrderSingle, OrdType, Side, TimeInForce
 from sampan.fix.session import Session
@@ -67,7 +68,13 @@ async def until(client: Client, predicate: object, what: str) -> None:
 
 async def connect(port: int, client: Client) -> SessionConnection:
     session = Session(
-        SessionConfig(SessionRole.INITIATOR, "SAMPAN", "HKEX", heartbeat_interval_s=1),
+        SessionConfig(
+            SessionRole.INITIATOR,
+            "SAMPAN",
+            "HKEX",
+            heartbeat_interval_s=1,
+            password=credentials.session_password("SAMPAN"),
+        ),
         MemorySessionStore(),
     )
     deadline = time.monotonic() + 20

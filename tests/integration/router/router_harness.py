@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from sampan import credentials
 from sampan.config import Settings
 from sampan.fix.codec import FixMessage
 from sampan.fix.session import Session
@@ -75,6 +76,7 @@ class Sim:
             "HKEX",
             heartbeat_interval_s=1,
             heartbeat_interval_s_min=1,
+            password=credentials.session_password("SAMPANDC"),
         )
         session = Session(config, MemorySessionStore())
 
