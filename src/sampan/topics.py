@@ -102,7 +102,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("matcher", "router"),
-        ("ui_bridge", "router", "audit"),
+        ("ui_bridge", "router", "audit", "analytics"),
     ),
     # Why the router did what it did: every request's checks, route and children, written in the
     # transaction of the router's other outputs.
@@ -134,7 +134,7 @@ CATALOG: tuple[Topic, ...] = (
         "compact",
         NEVER,
         ("matcher", "omd_ingest"),
-        ("ui_bridge",),
+        ("ui_bridge", "analytics"),
     ),
     _topic(
         "md.trades",
@@ -177,6 +177,18 @@ CATALOG: tuple[Topic, ...] = (
         NEVER,
         ("analytics",),
         ("analytics",),
+    ),
+    # Unusual activity the analytics app's rules find: keyed by a deterministic alert id, so an
+    # alert raised again after a redelivery or a restart replaces itself.
+    _topic(
+        "surveillance.alerts",
+        "alert id",
+        "SurveillanceAlert",
+        1,
+        "compact",
+        NEVER,
+        ("analytics",),
+        ("ui_bridge",),
     ),
     _topic(
         "reference.instruments",

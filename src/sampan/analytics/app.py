@@ -2,7 +2,8 @@
 
 Place in the flow: `md.trades` (both venues) and `reference.instruments` → analytics →
 `md.stats` (the internal venue's statistics; HKEX's come from omd_ingest, the exchange's own
-figures) and `md.movers` (top and bottom 10 per venue). State: one `AnalyticsState` per venue
+figures) and `md.movers` (top and bottom 10 per venue); surveillance (`surveillance.shell`)
+reads `orders.events`, `fills`, `md.depth` and the same trades and writes `surveillance.alerts`. State: one `AnalyticsState` per venue
 and security on the compacted topic `analytics.state`, read to its end at start (with the
 streams reader, which ends at the broker's reported end, never at a silence). Faust's own
 tables are not used: their changelog recovery could stall for minutes after a SIGKILL here,
@@ -34,6 +35,7 @@ import faust
 
 from sampan.analytics.movers import movers
 from sampan.analytics.stats import SessionStats, Trade, apply
+from sampan.analytics.surveillance.shell import ALERTS, Watch
 from sampan.config import Settings
 from sampan.schemas.codec import SchemaError, registry
 from sampan.streams import profiles
@@ -100,6 +102,8 @@ def build(settings: Settings) -> faust.App:
     held = load_states(settings)
     reference = Reference()
     reference.load(settings)
+    watch = Watch(settings)
+    watch.warm_up()
     log.info("start: %d session states, %d instruments", len(held), len(reference.enabled))
     app = faust.App(
         settings.topic(APP_ID),
@@ -130,6 +134,9 @@ def build(settings: Settings) -> faust.App:
     state_out = raw_topic("analytics.state")
     stats_out = raw_topic("md.stats")
     movers_out = raw_topic("md.movers")
+    alerts_out = raw_topic(ALERTS)
+    for name, body in watch.agents(alerts_out).items():
+        app.agent(raw_topic(name), name=f"surveillance-{name}")(body)
     movers_sent: dict[str, float] = {}
     movers_dirty: set[str] = set()
 
@@ -189,11 +196,14 @@ def build(settings: Settings) -> faust.App:
     async def on_trades(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             changed: dict[str, SessionStats] = {}
+            alerts = []
             for event in events:
+                message = event.message
+                alerts += watch.take("md.trades", message.partition, message.offset, event.value)
                 after = take(event)
                 if after is not None:
                     changed[stats_key(after.venue, after.security)] = after
-            pending = []
+            pending = await watch.send(alerts_out, alerts)
             for key, after in changed.items():
                 state = registry().encode("AnalyticsState", after.to_state())
                 pending.append(await state_out.send(key=key.encode(), value=state))
