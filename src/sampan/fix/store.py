@@ -11,6 +11,12 @@ Guarantees:
   also never lets the next outgoing number fall at or below a logged message.
 - Memory and disk are bounded: at most `messages_max` messages are kept; older ones are
   evicted (a resend then gap-fills them) and the log is compacted when it reaches twice that.
+- Group commit (`group_commit=True`): a sent message is appended to the log at once (so a
+  process crash keeps it) but made durable by `sync()`, one fsync for every message appended
+  since the last one; the transport calls `sync()` before it writes anything to the peer, so
+  no message leaves before it is durable. The sequence-number file is rewritten at `sync()`
+  only when the log does not already imply it (numbers used by unstored session messages, a
+  reset), so a busy session pays one fsync per group instead of three per message.
 
 Limits: one process owns a session directory at a time (no file locking). With
 `durable=False` writes are atomic against a process crash but not against power loss; tests use
@@ -57,6 +63,15 @@ class SessionStore(Protocol):
         """Kept messages with begin <= seq_num <= end (evicted ones are simply absent)."""
         ...
 
+    @property
+    def needs_sync(self) -> bool:
+        """Whether something was written that `sync` has not made durable yet."""
+        ...
+
+    def sync(self) -> None:
+        """Make everything written so far durable (the transport calls it before it sends)."""
+        ...
+
 
 class MemorySessionStore:
     """A store that forgets everything on exit: for tests and for sessions that need no
@@ -91,6 +106,13 @@ class MemorySessionStore:
     def load_sent(self, begin: int, end: int) -> dict[int, bytes]:
         return {s: m for s, m in self._messages.items() if begin <= s <= end}
 
+    @property
+    def needs_sync(self) -> bool:
+        return False
+
+    def sync(self) -> None:
+        return None
+
 
 def _remember(messages: OrderedDict[int, bytes], seq_num: int, raw: bytes, cap: int) -> None:
     messages[seq_num] = raw
@@ -117,21 +139,30 @@ class FileSessionStore:
         *,
         messages_max: int = MESSAGES_MAX,
         durable: bool = True,
+        group_commit: bool = False,
     ) -> None:
         assert messages_max > 0
+        assert durable or not group_commit, "group commit is a way of being durable"
         self.directory = session_directory(root, session_id, trading_day)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._messages_max = messages_max
         self._durable = durable
+        self._group_commit = group_commit
         self._messages: OrderedDict[int, bytes] = OrderedDict()
         self._next_sender, self._next_target = self._read_seqnums()
+        self._written = (self._next_sender, self._next_target)  # as in the seqnums file
         self._log_records = self._read_log()
+        self._last_logged = next(reversed(self._messages)) if self._messages else 0
         if self._messages:
             # The log may be ahead of the seqnum file if we crashed between the two writes.
-            self._next_sender = max(self._next_sender, next(reversed(self._messages)) + 1)
+            self._next_sender = max(self._next_sender, self._last_logged + 1)
+        self._log_unsynced = False
+        self._seqnums_unsynced = False
+        self.syncs = 0  # fsyncs of the log by `sync()` (group commit), for tests and benchmarks
         self._log = open(self.directory / _MESSAGES_FILE, "ab")  # noqa: SIM115 - owned handle
 
     def close(self) -> None:
+        self.sync()
         self._log.close()
 
     def __enter__(self) -> FileSessionStore:
@@ -151,18 +182,27 @@ class FileSessionStore:
     def set_next_sender_seq_num(self, seq_num: int) -> None:
         assert seq_num >= 1
         self._next_sender = seq_num
-        self._write_seqnums()
+        self._seqnums_changed()
 
     def set_next_target_seq_num(self, seq_num: int) -> None:
         assert seq_num >= 1
         self._next_target = seq_num
-        self._write_seqnums()
+        self._seqnums_changed()
+
+    def _seqnums_changed(self) -> None:
+        if self._group_commit:
+            self._seqnums_unsynced = True
+        else:
+            self._write_seqnums()
 
     def save_sent(self, seq_num: int, raw: bytes) -> None:
         self._log.write(b"%d %d\n" % (seq_num, len(raw)) + raw + b"\n")
         self._log.flush()
-        if self._durable:
+        if self._group_commit:
+            self._log_unsynced = True
+        elif self._durable:
             os.fsync(self._log.fileno())
+        self._last_logged = seq_num
         _remember(self._messages, seq_num, raw, self._messages_max)
         self._log_records += 1
         if self._log_records >= 2 * self._messages_max:
@@ -170,6 +210,29 @@ class FileSessionStore:
 
     def load_sent(self, begin: int, end: int) -> dict[int, bytes]:
         return {s: m for s, m in self._messages.items() if begin <= s <= end}
+
+    @property
+    def needs_sync(self) -> bool:
+        return self._log_unsynced or self._seqnums_unsynced
+
+    def sync(self) -> None:
+        """One fsync for every message appended since the last call; the numbers file only
+        when the log does not imply it (reopening takes the log's last number + 1)."""
+        if self._log_unsynced:
+            os.fsync(self._log.fileno())
+            self._log_unsynced = False
+            self.syncs += 1
+        if self._seqnums_unsynced:
+            # Reopening takes max(file, log's last + 1): a file number above the log's (before
+            # a reset to 1) must be rewritten, or it would win.
+            implied = (
+                self._next_sender == self._last_logged + 1
+                and self._written[0] <= self._next_sender
+                and self._next_target == self._written[1]
+            )
+            if not implied:
+                self._write_seqnums()
+            self._seqnums_unsynced = False
 
     def _read_seqnums(self) -> tuple[int, int]:
         path = self.directory / _SEQNUMS_FILE
@@ -186,6 +249,7 @@ class FileSessionStore:
             {"next_sender_seq_num": self._next_sender, "next_target_seq_num": self._next_target}
         )
         self._atomic_write(_SEQNUMS_FILE, text.encode("ascii"))
+        self._written = (self._next_sender, self._next_target)
 
     def _atomic_write(self, name: str, data: bytes) -> None:
         tmp = self.directory / (name + ".tmp")
@@ -234,6 +298,7 @@ class FileSessionStore:
         self._atomic_write(_MESSAGES_FILE, data)
         self._log = open(self.directory / _MESSAGES_FILE, "ab")  # noqa: SIM115 - owned handle
         self._log_records = len(self._messages)
+        self._log_unsynced = False  # the rewrite above is fsync'd when the store is durable
 
 
 def _parse_header(line: bytes) -> tuple[int, int] | None:

@@ -6,7 +6,11 @@ This is the only module of `sampan.fix` that does I/O. `SessionConnection.run` f
 `serve_acceptor` starts a server that binds each connection to a session by the CompIDs of its
 first message (the Logon); `open_initiator` connects out.
 
-Guarantees: reads are bounded (`read_bytes_max` per read, the decoder's frame bound), writes
+Guarantees: nothing is written to the peer before the session's store has made it durable:
+while the store has writes not yet synced (a group-commit store, `FileSessionStore`), outbound
+messages are held, and one `store.sync()` at the end of the event loop's current step covers
+every message held by then, which are then written in order (group commit: one fsync for all
+the messages ready at that moment). Reads are bounded (`read_bytes_max` per read, the decoder's frame bound), writes
 apply backpressure (a peer that leaves more than `write_buffer_bytes_max` unread for
 `drain_timeout_s` is disconnected), one TCP connection per session at a time, and the session
 always hears about the end of its connection, even when an application callback raises.
@@ -89,6 +93,8 @@ class SessionConnection:
         self._read_bytes_max = read_bytes_max
         self._write_buffer_bytes_max = write_buffer_bytes_max
         self._closed = False
+        self._held: list[bytes] = []  # encoded, waiting for the store's next sync
+        self._flush_scheduled = False
 
     def send(self, msg: FixMessage) -> None:
         """Send a business message now (or keep it for replay if not logged on)."""
@@ -154,9 +160,13 @@ class SessionConnection:
         await self.drain()
 
     def _apply(self, out: SessionOutput) -> None:
-        if not self._closed:
-            for msg in out.outbound:
-                self._writer.write(encode(msg))
+        if not self._closed and out.outbound:
+            if self._held or self.session.store.needs_sync:
+                self._held.extend(encode(msg) for msg in out.outbound)
+                self._schedule_flush()
+            else:
+                for msg in out.outbound:
+                    self._writer.write(encode(msg))
         # Logon first so the application is ready for the replayed messages that follow it.
         for event in out.events:
             if isinstance(event, LogonCompleted):
@@ -169,6 +179,28 @@ class SessionConnection:
         if out.disconnect:
             self._close_socket()
 
+    def _schedule_flush(self) -> None:
+        """Flush once the loop's current step is done, so everything sent in it (a batch of
+        orders, the reports of one read) shares one sync; at once when no loop runs."""
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed or not self._held:
+            self._held.clear()  # never sent: the store keeps them for the peer's resend
+            return
+        self.session.store.sync()
+        held, self._held = self._held, []
+        self._writer.write(b"".join(held))
+
     def _lost(self, reason: str) -> None:
         self._close_socket()
         if self.session.state is not SessionState.DISCONNECTED:
@@ -176,6 +208,7 @@ class SessionConnection:
 
     def _close_socket(self) -> None:
         if not self._closed:
+            self._flush()  # a Logout decided with the disconnect still goes out
             self._closed = True
             self._writer.close()
 

@@ -42,6 +42,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "kafka": KAFKA_VERSION,
+        # The machine may be shared: its load when the run started says how far to trust the
+        # absolute figures (ratios within one run hold better).
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -131,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     host = machine()
     print(
         f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, "
-        f"Python {host['python']}, Kafka {host['kafka']}"
+        f"Python {host['python']}, Kafka {host['kafka']}, load average {host['load_1m']}"
     )
     results: dict[str, Any] = {}
     for name in names:
