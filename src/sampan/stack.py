@@ -290,7 +290,7 @@ def wait_kafka_ready(settings: Settings, paths: Paths, pid: int) -> None:
 
     deadline = time.monotonic() + KAFKA_READY_TIMEOUT_S
     # The probe expects refused connections while the JVM starts; keep librdkafka quiet.
-    admin = AdminClient(settings.kafka(log_level=0))
+    admin = AdminClient(profiles.admin(settings, log_level=0))
     while True:
         if not _pid_alive(pid):
             raise StackError(

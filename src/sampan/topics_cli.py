@@ -18,6 +18,7 @@ from typing import Any
 from sampan import acls, topics, topics_render
 from sampan.config import Settings, settings
 from sampan.errors import ConfigError, StackError
+from sampan.streams import profiles
 
 ADMIN_TIMEOUT_S = 30.0
 
@@ -109,7 +110,7 @@ def apply(current: Settings) -> ApplyResult:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-    admin = AdminClient(current.kafka())
+    admin = AdminClient(profiles.admin(current))
     try:
         existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
     except KafkaException as error:

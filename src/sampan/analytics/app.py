@@ -107,21 +107,18 @@ def build(settings: Settings) -> faust.App:
     log.info("start: %d session states, %d instruments", len(held), len(reference.enabled))
     app = faust.App(
         settings.topic(APP_ID),
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
-        broker_credentials=profiles.faust_credentials(settings),
         store="memory://",
         processing_guarantee="at_least_once",
         topic_allow_declare=False,
         topic_replication_factor=settings.replication_factor,
         broker_commit_every=COMMIT_EVERY,
         broker_commit_interval=COMMIT_INTERVAL_S,
-        consumer_auto_offset_reset="earliest",
         web_enabled=False,
-        producer_acks=-1,
         # Static membership: a restarted instance takes its partitions back at once instead of
         # waiting for its predecessor's session to expire.
         consumer_group_instance_id=f"{settings.topic(APP_ID)}-{instance_id()}",
         broker_session_timeout=SESSION_TIMEOUT_S,
+        **profiles.faust_app(settings),
     )
 
     def raw_topic(name: str) -> Any:

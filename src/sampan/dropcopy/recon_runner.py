@@ -71,18 +71,8 @@ class _Input:
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:
-    return Consumer(
-        settings.kafka(
-            **{
-                "group.id": settings.topic(group),  # never committed: we assign and rebuild
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 50,
-            }
-        )
-    )
+    # The group is never committed: the reader assigns and rebuilds.
+    return Consumer(profiles.end_reader(settings, settings.topic(group)))
 
 
 class _Reader:

@@ -35,6 +35,7 @@ from sampan.config import Settings
 from sampan.dropcopy.records import addressed_to
 from sampan.market.calendar import trading_day_iso
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
 from sampan.streams.runtime import Output
 
@@ -88,15 +89,7 @@ def last_committed_seq(settings: Settings, comp_id: str, day: str, timeout_s: fl
     """The highest committed `msg_seq_num` of `comp_id`'s drop copy on `day`; 0 if none."""
     topic = settings.topic(TOPIC)
     consumer = Consumer(
-        settings.kafka(
-            **{
-                "group.id": settings.topic(f"dropcopy-{comp_id}-recovery"),
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        profiles.end_reader(settings, settings.topic(f"dropcopy-{comp_id}-recovery"))
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)

@@ -217,19 +217,13 @@ class LimitsFollower:
     def _consumer(self) -> Any:
         from confluent_kafka import Consumer
 
+        # Partitions are assigned, never subscribed: the group id only names the client;
+        # positions live in PostgreSQL with the rows.
         return Consumer(
-            self.settings.kafka(
-                **{
-                    # Partitions are assigned, never subscribed: the group id only names the
-                    # client; positions live in PostgreSQL with the rows.
-                    "group.id": self.settings.topic(f"{self.source.group_id}.limits"),
-                    "isolation.level": "read_committed",
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    "fetch.wait.max.ms": 100,
-                    "queued.max.messages.kbytes": 16_384,
-                }
+            profiles.follower(
+                self.settings,
+                self.settings.topic(f"{self.source.group_id}.limits"),
+                **{"queued.max.messages.kbytes": 16_384},
             )
         )
 

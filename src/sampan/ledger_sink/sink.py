@@ -146,25 +146,19 @@ def consumer_config(
     (live mode) the member is static: a restarted sink with the same SAMPAN_INSTANCE_ID takes
     its partitions back at once instead of waiting for its predecessor's session to time out;
     replay mode assigns partitions and joins no group, so it has none."""
-    config: dict[str, Any] = {
-        "group.id": settings.topic(group_id),
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "range",
-        # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
-        "max.poll.interval.ms": int(max(300.0, job_timeout_s + 30) * 1000),
+    return profiles.group_consumer(
+        settings,
+        settings.topic(group_id),
+        instance_id,
         # A sink that died without leaving (SIGKILL, host lost) and does not come back
         # releases its partitions to the other instances after this long.
-        "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "fetch.min.bytes": 1,
-        "fetch.wait.max.ms": 100,
-        "queued.max.messages.kbytes": 65_536,
-    }
-    if instance_id is not None:
-        config["group.instance.id"] = f"{settings.topic(group_id)}-{instance_id}"
-    return settings.kafka(**config)
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        **{
+            # Waiting for PostgreSQL happens between polls; stay in the group meanwhile.
+            "max.poll.interval.ms": int(max(300.0, job_timeout_s + 30) * 1000),
+            "queued.max.messages.kbytes": 65_536,
+        },
+    )
 
 
 class LedgerSink:

@@ -26,6 +26,7 @@ from sampan.config import Settings
 from sampan.matcher.agent import INPUT, MatcherAgent, default_instruments
 from sampan.matcher.mapping import PartitionBook
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 
 READ_TIMEOUT_S = 600.0
@@ -75,11 +76,7 @@ class VerifyResult:
 def committed_offsets(settings: Settings) -> dict[int, int]:
     """The matcher group's committed next offset per partition of its input (0 if none)."""
     name = settings.topic(INPUT)
-    consumer = Consumer(
-        settings.kafka(
-            **{"group.id": settings.topic(MatcherAgent.name), "enable.auto.commit": False}
-        )
-    )
+    consumer = Consumer(profiles.lookup(settings, settings.topic(MatcherAgent.name)))
     try:
         metadata = consumer.list_topics(name, timeout=METADATA_TIMEOUT_S)
         if name not in metadata.topics or metadata.topics[name].error is not None:

@@ -342,14 +342,10 @@ class KafkaSink:
         now_ns = time.time_ns() if now_ns is None else now_ns
         topic = self.settings.topic("md.trades")
         consumer = Consumer(
-            self.settings.kafka(
-                **{
-                    "group.id": f"{self.transactional_id}.recover-{uuid.uuid4().hex[:8]}",
-                    "isolation.level": "read_committed",
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "latest",
-                    "enable.partition.eof": True,
-                }
+            profiles.end_reader(
+                self.settings,
+                f"{self.transactional_id}.recover-{uuid.uuid4().hex[:8]}",
+                **{"auto.offset.reset": "latest"},
             )
         )
         trades = 0

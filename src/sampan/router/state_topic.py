@@ -33,6 +33,7 @@ from sampan.fix.codec import FixMessage, decode_one, encode
 from sampan.router.orders import Order, Phase, Route, Status
 from sampan.router.risk import Side
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 
 STATE_TOPIC = "router.state"
@@ -103,7 +104,7 @@ def require_topic(settings: Settings, timeout_s: float = 30.0) -> None:
     """Fail with a clear error unless `router.state` exists. The topic catalog is the only
     creator of topics (`sampan topics apply`), so the topic has the catalog's durability."""
     name = settings.topic(STATE_TOPIC)
-    admin = AdminClient(settings.kafka())
+    admin = AdminClient(profiles.admin(settings))
     if name not in admin.list_topics(timeout=timeout_s).topics:
         raise SampanError(f"topic {name} does not exist: run `sampan topics apply` first")
 

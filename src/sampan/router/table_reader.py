@@ -31,6 +31,7 @@ from sampan.config import Settings
 from sampan.router.records import Out, dead_letter
 from sampan.router.tables import BadReference, Tables
 from sampan.schemas import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 from sampan.topics import dead_letter_of
 
@@ -58,14 +59,7 @@ class TableReader:
         self._unprefix = {settings.topic(name): name for name in TABLES}
         self.dead: list[Out] = []  # rejected reference records, for the service to dead-letter
         self.consumer = Consumer(
-            settings.kafka(
-                **{
-                    "group.id": f"sampan-router-tables-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "auto.offset.reset": "earliest",
-                }
-            )
+            profiles.follower(settings, f"sampan-router-tables-{uuid.uuid4().hex[:8]}")
         )
 
     def catch_up(self, tables: Tables) -> None:

@@ -7,8 +7,10 @@ whichever process or tool writes it, so one account's requests keep their order.
 checks that no `Producer` is configured any other way. Options a caller passes are added to
 the profile; the partitioner cannot be overridden.
 
-Limits: the consumers of the exactly-once loop and the "read to the end" reader are here;
-the other consumers are still configured where they are used.
+Every consumer is built from one of the consumer profiles (`group_consumer`, `follower`,
+`end_reader`, `lookup`) and every admin client from `admin`, so an option every client needs
+(security, for one) is set here once. The same test fails on a `Consumer`, `Producer` or
+`AdminClient` configured any other way, and on a `Settings.kafka` call outside this module.
 """
 
 from __future__ import annotations
@@ -70,31 +72,50 @@ def transactional_producer(
 def group_consumer(
     settings: Settings,
     group: str,
-    instance_id: str,
+    instance_id: str | None,
     *,
     session_timeout_ms: int,
     **options: Any,
 ) -> dict[str, Any]:
-    """The input of an exactly-once loop: a group member that commits nothing itself (offsets
-    go into the transaction) and reads only committed records."""
+    """A group member that stores and commits its offsets itself, only once its outputs are
+    durable (in the exactly-once loop's transaction, or after the ledger's rows), and reads
+    only committed records. With an `instance_id` it is a static member."""
+    config: dict[str, Any] = {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_timeout_ms,
+        "max.poll.interval.ms": 300_000,
+        "partition.assignment.strategy": "range",
+        # A fetch is a long poll that the broker answers as soon as a record is readable
+        # (for read_committed: as soon as the last stable offset moves), so a long wait
+        # adds no latency. A short one makes every idle consumer send a fetch every few
+        # milliseconds; measured on the 2-core stack, 10 ms → 100 ms cut the broker's young
+        # GCs (25-60 ms pauses each, which stall every transaction) about threefold.
+        "fetch.wait.max.ms": 100,
+        "socket.nagle.disable": True,
+    }
+    if instance_id is not None:
+        # Static membership: a restarted instance takes its predecessor's partitions at
+        # once instead of waiting for the session timeout.
+        config["group.instance.id"] = f"{group}-{instance_id}"
+    return settings.kafka(**{**config, **options})
+
+
+def follower(settings: Settings, group: str, **options: Any) -> dict[str, Any]:
+    """A reader of committed records that keeps following them: assigned by hand (or
+    subscribed under a group of its own), committing nothing; its positions live elsewhere
+    or nowhere. `group` only names the client."""
     return settings.kafka(
         **{
             "group.id": group,
-            # Static membership: a restarted instance takes its predecessor's partitions at
-            # once instead of waiting for the session timeout.
-            "group.instance.id": f"{group}-{instance_id}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": session_timeout_ms,
-            "max.poll.interval.ms": 300_000,
-            "partition.assignment.strategy": "range",
-            # A fetch is a long poll that the broker answers as soon as a record is readable
-            # (for read_committed: as soon as the last stable offset moves), so a long wait
-            # adds no latency. A short one makes every idle consumer send a fetch every few
-            # milliseconds; measured on the 2-core stack, 10 ms → 100 ms cut the broker's young
-            # GCs (25-60 ms pauses each, which stall every transaction) about threefold.
+            # A long poll costs no latency (see `group_consumer`) and spares the broker.
             "fetch.wait.max.ms": 100,
             "socket.nagle.disable": True,
             **options,
@@ -103,20 +124,42 @@ def group_consumer(
 
 
 def end_reader(settings: Settings, group: str, **options: Any) -> dict[str, Any]:
-    """A reader of committed records to the end the broker reports (an end-of-partition
-    event), assigned by hand and committing nothing: tables, snapshots, state, audits."""
-    return settings.kafka(
+    """A `follower` told when it reaches the end the broker reports (an end-of-partition
+    event: transaction markers take offsets too, so "last offset + 1 == end" is no test of
+    having read everything), fetching in large batches: tables, snapshots, state, audits."""
+    return follower(
+        settings,
+        group,
         **{
-            "group.id": group,
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "fetch.max.bytes": 128 * 1024 * 1024,
             "max.partition.fetch.bytes": 128 * 1024 * 1024,
             **options,
-        }
+        },
     )
+
+
+def lookup(settings: Settings, group: str) -> dict[str, Any]:
+    """A consumer that reads no records: topic metadata, watermarks, offsets for times and a
+    group's committed offsets (`group` is the group looked at, or only names the client)."""
+    return settings.kafka(**{"group.id": group, "enable.auto.commit": False})
+
+
+def admin(settings: Settings, **options: Any) -> dict[str, Any]:
+    """An admin client: topics, configs, metadata."""
+    return settings.kafka(**options)
+
+
+def faust_app(settings: Settings) -> dict[str, Any]:
+    """The Kafka options of a faust-streaming app (aiokafka, not librdkafka): the brokers,
+    the same security as every other client, writes acknowledged by every in-sync replica,
+    a new group reading from the start."""
+    return {
+        "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        "broker_credentials": faust_credentials(settings),
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+    }
 
 
 def faust_credentials(settings: Settings) -> Any:

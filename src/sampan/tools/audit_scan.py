@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sampan import topics
 from sampan.config import Settings
 from sampan.schemas.codec import SchemaError, registry
+from sampan.streams import profiles
 from sampan.streams.reader import read_to_end
 from sampan.tools.audit_trail import (
     ACCOUNT_TOPICS,
@@ -170,9 +171,7 @@ def export(
 ) -> dict[str, int]:
     """Emit every record of the topics whose timestamp lies in [from_ms, to_ms); return the
     count per topic. A topic missing on the broker raises `AuditError` naming it."""
-    consumer = Consumer(
-        settings.kafka(**{"group.id": "sampan-audit-offsets", "enable.auto.commit": False})
-    )
+    consumer = Consumer(profiles.lookup(settings, "sampan-audit-offsets"))
     counts: dict[str, int] = {}
     try:
         for topic in topic_names:

@@ -24,7 +24,7 @@ from typing import Any
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
 from sampan.schemas import SchemaError, registry
-from sampan.streams import AgentConfig, InRecord, Output, run_agent
+from sampan.streams import AgentConfig, InRecord, Output, profiles, run_agent
 from sampan.tools.records import produce_commands
 
 READ_TIMEOUT_S = 60.0
@@ -91,16 +91,7 @@ def read_reports(
     """Read execution reports of this run (read_committed) until `expected` or the timeout."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer(
-        current.kafka(
-            **{
-                "group.id": f"sampan-demo-reader-{uuid.uuid4().hex[:8]}",
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-    )
+    consumer = Consumer(profiles.follower(current, f"sampan-demo-reader-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([current.topic("orders.events")])
     reports: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s

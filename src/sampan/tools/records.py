@@ -25,19 +25,7 @@ def read_topic(current: Settings, topic: str, schema: str, timeout_s: float = 10
     skipped."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer(
-        current.kafka(
-            **{
-                "group.id": f"sampan-demo-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                # Transaction markers take offsets too, so "last offset + 1 == end" is not a
-                # test of having read everything; the end-of-partition event is.
-                "enable.partition.eof": True,
-            }
-        )
-    )
+    consumer = Consumer(profiles.end_reader(current, f"sampan-demo-{uuid.uuid4().hex[:8]}"))
     name = current.topic(topic)
     out: list[Any] = []
     try:

@@ -87,19 +87,10 @@ class Follower:
         self._slots = threading.BoundedSemaphore(HANDOFF_MAX)
         self._unprefix = {settings.topic(t): t for t in FOLLOWED}
         self._thread = threading.Thread(target=self._run, name="ui-follower", daemon=True)
+        # Told when it reaches each partition's end: that is when the screen is ready.
         self.consumer = Consumer(
-            settings.kafka(
-                **{
-                    "group.id": f"sampan-ui-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "auto.offset.reset": "earliest",
-                    "enable.partition.eof": True,
-                    # The broker answers a fetch as soon as there is data, so a long wait costs no
-                    # latency; a short one would cost the broker many empty fetches a second.
-                    "fetch.wait.max.ms": 100,
-                    "socket.nagle.disable": True,
-                }
+            profiles.follower(
+                settings, f"sampan-ui-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
             )
         )
 

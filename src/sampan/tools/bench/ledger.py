@@ -114,7 +114,7 @@ def produce_fills(settings: Settings, records: Iterator[dict[str, Any]]) -> int:
 def end_offsets(settings: Settings) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(settings.kafka(**{"group.id": "ledger-bench-watermarks"}))
+    consumer = Consumer(profiles.lookup(settings, "ledger-bench-watermarks"))
     try:
         topic = settings.topic("fills")
         metadata = consumer.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
@@ -194,7 +194,7 @@ def run_ledger_bench(settings: Settings, fills: int, batch_sizes: Sequence[int])
             )
         results["fills_per_s"] = round(max(rates)) if rates else 0
     finally:
-        admin = AdminClient(bench.kafka())
+        admin = AdminClient(profiles.admin(bench))
         names = [bench.topic(t.name) for t in topics.ALL]
         for future in admin.delete_topics(names, operation_timeout=ADMIN_TIMEOUT_S).values():
             # Cleanup is best effort: the prefix is unique, a leftover topic harms nothing.

@@ -44,19 +44,8 @@ class ReportWatcher(threading.Thread):
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
         self.consumer = Consumer(
-            settings.kafka(
-                **{
-                    "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
-                    "isolation.level": "read_committed",
-                    "auto.offset.reset": "latest",
-                    "enable.auto.commit": False,
-                    # The broker answers a fetch as soon as the last stable offset moves, so a
-                    # long poll costs no latency; a 1 ms one cost the shared broker about a
-                    # thousand empty fetches a second and frequent GC pauses.
-                    "fetch.wait.max.ms": 100,
-                    "fetch.min.bytes": 1,
-                    "socket.nagle.disable": True,
-                }
+            profiles.follower(
+                settings, f"bench-watch-{uuid.uuid4().hex[:8]}", **{"auto.offset.reset": "latest"}
             )
         )
         self.consumer.subscribe([settings.topic("orders.events")])

@@ -31,6 +31,7 @@ from sampan.config import Settings
 from sampan.omd.packets import pack_messages
 from sampan.omd_ingest.kafka_out import KafkaSink
 from sampan.omd_ingest.service import IngestConfig, OmdIngest
+from sampan.streams import profiles
 from sampan.tools.bench.omd_core import _stream, run_decode_apply_bench
 
 RATES_DEFAULT = (10_000, 50_000)
@@ -146,7 +147,7 @@ def run_omd_bench(
         for rate in rates:
             results.update(asyncio.run(_measure(bench, rate, duration_s, seed)))
     finally:
-        admin = AdminClient(bench.kafka())
+        admin = AdminClient(profiles.admin(bench))
         names = [bench.topic(t.name) for t in topics.ALL]
         for future in admin.delete_topics(names, operation_timeout=ADMIN_TIMEOUT_S).values():
             # Cleanup is best effort: the prefix is unique, a leftover topic harms nothing.
