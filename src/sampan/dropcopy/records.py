@@ -9,8 +9,6 @@ Limits: reports without LastPx/LastQty (anything but a trade) carry 0 for both.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sampan.fix.codec import (
     TAG_MSG_SEQ_NUM,
     TAG_SENDING_TIME,
@@ -20,8 +18,13 @@ from sampan.fix.codec import (
     parse_utc_timestamp,
 )
 from sampan.fix.messages import ExecutionReport, Side
+from sampan.schemas import records
 
-_SIDE = {Side.BUY: "BUY", Side.SELL: "SELL", Side.SELL_SHORT: "SELL_SHORT"}
+_SIDE: dict[Side, records.Side] = {
+    Side.BUY: "BUY",
+    Side.SELL: "SELL",
+    Side.SELL_SHORT: "SELL_SHORT",
+}
 EXEC_TYPE_TRADE = "F"
 
 
@@ -29,7 +32,7 @@ def raw_text(msg: FixMessage) -> str:
     return encode(msg).decode("latin-1").replace("\x01", "|")
 
 
-def to_record(msg: FixMessage) -> dict[str, Any]:
+def to_record(msg: FixMessage) -> records.DropCopyExecution:
     """The `DropCopyExecution` of one inbound ExecutionReport (35=8)."""
     report = ExecutionReport.from_fix(msg)
     seq = msg.msg_seq_num
@@ -38,22 +41,22 @@ def to_record(msg: FixMessage) -> dict[str, Any]:
     security = report.security_id
     if not security.isdigit():
         raise FieldError(48, f"not an HKEX security code: {security[:16]!r}")
-    return {
-        "exec_id": report.exec_id,
-        "order_id": report.order_id,
-        "cl_ord_id": report.cl_ord_id,
-        "security": int(security),
-        "side": _SIDE[report.side],
-        "exec_type": str(report.exec_type),
-        "last_px_e3": report.last_px_e3 or 0,
-        "last_qty": report.last_qty or 0,
-        "msg_seq_num": seq,
-        "sending_time_ns": parse_utc_timestamp(TAG_SENDING_TIME, msg.require(TAG_SENDING_TIME)),
-        "raw": raw_text(msg),
-    }
+    return records.drop_copy_execution(
+        exec_id=report.exec_id,
+        order_id=report.order_id,
+        cl_ord_id=report.cl_ord_id,
+        security=int(security),
+        side=_SIDE[report.side],
+        exec_type=str(report.exec_type),
+        last_px_e3=report.last_px_e3 or 0,
+        last_qty=report.last_qty or 0,
+        msg_seq_num=seq,
+        sending_time_ns=parse_utc_timestamp(TAG_SENDING_TIME, msg.require(TAG_SENDING_TIME)),
+        raw=raw_text(msg),
+    )
 
 
-def addressed_to(record: dict[str, Any], comp_id: str) -> bool:
+def addressed_to(record: records.DropCopyExecution, comp_id: str) -> bool:
     """True when the record came from the drop-copy session of `comp_id` (TargetCompID 56)."""
     raw: str = record["raw"]
     return f"|56={comp_id}|" in raw

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -34,7 +33,7 @@ from sampan import topics
 from sampan.config import Settings
 from sampan.dropcopy.records import addressed_to
 from sampan.market.calendar import trading_day_iso
-from sampan.schemas import SchemaError, registry
+from sampan.schemas import SchemaError, records, registry
 from sampan.streams import profiles
 from sampan.streams.letters import dead_letter
 from sampan.streams.runtime import Output
@@ -58,7 +57,7 @@ class Unmappable:
     ts_ns: int
 
 
-Outbound = dict[str, Any] | Unmappable  # a DropCopyExecution record, or a dead letter
+Outbound = records.DropCopyExecution | Unmappable  # a record, or a dead letter
 
 
 def seq_num_of(item: Outbound) -> int:
@@ -137,7 +136,7 @@ def _scan(
                     return best
                 raise KafkaException(error)
             try:
-                record = registry().decode("DropCopyExecution", message.value() or b"")
+                record = records.read_drop_copy_execution(message.value() or b"")
             except SchemaError:
                 continue  # not ours to judge here; recon dead-letters it
             if addressed_to(record, comp_id) and trading_day_iso(record["sending_time_ns"]) == day:

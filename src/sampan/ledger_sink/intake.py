@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sampan.ledger_sink.records import fill_digest, fill_from_record
 from sampan.ledger_sink.rules import ChargeRule, InvalidFill, post_fill
 from sampan.ledger_sink.store import Item
-from sampan.schemas import SchemaError, registry
+from sampan.schemas import SchemaError, records
 
 COMMIT_SAMPLES_MAX = 100_000
 
@@ -39,7 +39,7 @@ def make_item(
     if value is None:
         return Item(partition, offset, key, value, None, b"", (), "record has no value")
     try:
-        record = registry().decode("Fill", value)
+        record = records.read_fill(value)
         fill = fill_from_record(record)
         transfers = post_fill(fill, schedule)
     except (SchemaError, InvalidFill, KeyError, TypeError) as error:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from sampan.matching.model import (
     StpMode,
     TimeInForce,
 )
+from sampan.schemas import records
 
 STATE_VERSION = 1
 # The longest accepted value of each string field of an OrderCommand (as the router's edge).
@@ -60,7 +61,7 @@ STRING_LEN_MAX = {
     "user": 64,
 }
 
-_EXEC_TYPE = {
+_EXEC_TYPE: dict[ExecType, records.ExecType] = {
     ExecType.ACCEPTED: "NEW",
     ExecType.PARTIALLY_FILLED: "TRADE",
     ExecType.FILLED: "TRADE",
@@ -70,6 +71,11 @@ _EXEC_TYPE = {
     ExecType.EXPIRED: "EXPIRED",
 }
 _TERMINAL = {"REJECTED", "CANCELED", "EXPIRED", "FILLED"}
+_ENDS: dict[records.ExecType, records.OrdStatus] = {
+    "REJECTED": "REJECTED",
+    "CANCELED": "CANCELED",
+    "EXPIRED": "EXPIRED",
+}
 _SIDE_IN = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL}
 _ORD_TYPE = {
     "LIMIT": OrderType.LIMIT,
@@ -86,9 +92,9 @@ class OrderMeta:
     cl_ord_id: str
     member: str
     parent_id: str | None
-    side: str
+    side: records.Side
     notional_e3: int = 0
-    status: str = "NEW"
+    status: records.OrdStatus = "NEW"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,7 @@ class Record:
     topic: str
     key: str
     schema: str
-    value: dict[str, Any]
+    value: Mapping[str, Any]
 
 
 def oversized(command: dict[str, Any]) -> str | None:
@@ -110,9 +116,9 @@ def oversized(command: dict[str, Any]) -> str | None:
     return None
 
 
-def ord_status(exec_type: str, cum_qty: int, leaves_qty: int) -> str:
-    if exec_type in ("REJECTED", "CANCELED", "EXPIRED"):
-        return exec_type
+def ord_status(exec_type: records.ExecType, cum_qty: int, leaves_qty: int) -> records.OrdStatus:
+    if exec_type in _ENDS:
+        return _ENDS[exec_type]
     if leaves_qty == 0 and cum_qty > 0:
         return "FILLED"
     return "PARTIALLY_FILLED" if cum_qty > 0 else "NEW"
@@ -173,30 +179,25 @@ class PartitionBook:
             name: None if command.get(name) is None else command[name][:limit]
             for name, limit in STRING_LEN_MAX.items()
         }
-        value = {
-            "exec_id": f"X{self.partition}.r{offset}",
-            "venue": "INTERNAL",
-            "order_id": "",
-            "cl_ord_id": cut["cl_ord_id"],
-            "orig_cl_ord_id": cut["orig_cl_ord_id"],
-            "parent_id": cut["parent_id"],
-            "account": cut["account"],
-            "member": cut["member"],
-            "security": command["security"],
-            "side": command["side"],
-            "exec_type": "REJECTED" if command["kind"] == "NEW" else "CANCEL_REJECTED",
-            "ord_status": "REJECTED",
-            "price_e3": command["price_e3"],
-            "order_qty": command["qty"],
-            "last_px_e3": 0,
-            "last_qty": 0,
-            "cum_qty": 0,
-            "leaves_qty": 0,
-            "cum_notional_e3": 0,
-            "reject_reason": "INVALID_FIELD",
-            "text": problem,
-            "ts_ns": command["ts_ns"],
-        }
+        value = records.execution_report(
+            exec_id=f"X{self.partition}.r{offset}",
+            venue="INTERNAL",
+            order_id="",
+            cl_ord_id=cut["cl_ord_id"] or "",
+            orig_cl_ord_id=cut["orig_cl_ord_id"],
+            parent_id=cut["parent_id"],
+            account=cut["account"] or "",
+            member=cut["member"] or "",
+            security=command["security"],
+            side=command["side"],
+            exec_type="REJECTED" if command["kind"] == "NEW" else "CANCEL_REJECTED",
+            ord_status="REJECTED",
+            price_e3=command["price_e3"],
+            order_qty=command["qty"],
+            reject_reason="INVALID_FIELD",
+            text=problem,
+            ts_ns=command["ts_ns"],
+        )
         return Record("orders.events", cut["account"] or "", "ExecutionReport", value)
 
     def _place(self, offset: int, command: dict[str, Any]) -> PlaceOrder:
@@ -267,30 +268,29 @@ class PartitionBook:
         status = ord_status(exec_type, event.cum_qty, event.leaves_qty)
         meta.status = status
         reason = event.reason.name if event.reason is not None else None
-        value = {
-            "exec_id": self._exec_id(event.exec_id),
-            "venue": "INTERNAL",
-            "order_id": "" if answers_command else self.venue_order_id(event.order_id),
-            "cl_ord_id": command["cl_ord_id"] if answers_request else meta.cl_ord_id,
-            "orig_cl_ord_id": command["orig_cl_ord_id"] if answers_request else None,
-            "parent_id": meta.parent_id,
-            "account": event.account,
-            "member": meta.member,
-            "security": event.security,
-            "side": meta.side,
-            "exec_type": exec_type,
-            "ord_status": status,
-            "price_e3": event.price_e3,
-            "order_qty": event.order_qty,
-            "last_px_e3": event.last_px_e3,
-            "last_qty": event.last_qty,
-            "cum_qty": event.cum_qty,
-            "leaves_qty": event.leaves_qty,
-            "cum_notional_e3": meta.notional_e3,
-            "reject_reason": reason,
-            "text": None,
-            "ts_ns": event.ts_ns,
-        }
+        value = records.execution_report(
+            exec_id=self._exec_id(event.exec_id),
+            venue="INTERNAL",
+            order_id="" if answers_command else self.venue_order_id(event.order_id),
+            cl_ord_id=command["cl_ord_id"] if answers_request else meta.cl_ord_id,
+            orig_cl_ord_id=command["orig_cl_ord_id"] if answers_request else None,
+            parent_id=meta.parent_id,
+            account=event.account,
+            member=meta.member,
+            security=event.security,
+            side=meta.side,
+            exec_type=exec_type,
+            ord_status=status,
+            price_e3=event.price_e3,
+            order_qty=event.order_qty,
+            last_px_e3=event.last_px_e3,
+            last_qty=event.last_qty,
+            cum_qty=event.cum_qty,
+            leaves_qty=event.leaves_qty,
+            cum_notional_e3=meta.notional_e3,
+            reject_reason=reason,
+            ts_ns=event.ts_ns,
+        )
         if status in _TERMINAL and not answers_command and event.order_id in self.orders:
             del self.orders[event.order_id]
             self.by_client.pop((event.account, meta.cl_ord_id), None)
@@ -303,31 +303,28 @@ class PartitionBook:
         taker, maker = (buy, sell) if aggressor_is_buy else (sell, buy)
         parent = (taker.parent_id if taker else None) or (maker.parent_id if maker else None)
         exec_id = f"X{event.exec_id}"
-        fill = {
-            "exec_id": exec_id,
-            "venue": "INTERNAL",
-            "security": event.security,
-            "price_e3": event.price_e3,
-            "qty": event.qty,
-            "buy_account": event.buy_account,
-            "buy_member": event.buy_member,
-            "buy_order_id": self.venue_order_id(event.buy_order_id),
-            "sell_account": event.sell_account,
-            "sell_member": event.sell_member,
-            "sell_order_id": self.venue_order_id(event.sell_order_id),
-            "aggressor": "BUY" if aggressor_is_buy else "SELL",
-            "parent_id": parent,
-            "ts_ns": event.ts_ns,
-        }
-        tick = {
-            "venue": "INTERNAL",
-            "security": event.security,
-            "trade_id": exec_id,
-            "price_e3": event.price_e3,
-            "qty": event.qty,
-            "aggressor": fill["aggressor"],
-            "ts_ns": event.ts_ns,
-        }
+        aggressor: records.Side = "BUY" if aggressor_is_buy else "SELL"
+        fill = records.fill(
+            exec_id=exec_id,
+            venue="INTERNAL",
+            security=event.security,
+            price_e3=event.price_e3,
+            qty=event.qty,
+            buy=(event.buy_account, event.buy_member, self.venue_order_id(event.buy_order_id)),
+            sell=(event.sell_account, event.sell_member, self.venue_order_id(event.sell_order_id)),
+            aggressor=aggressor,
+            parent_id=parent,
+            ts_ns=event.ts_ns,
+        )
+        tick = records.trade_tick(
+            venue="INTERNAL",
+            security=event.security,
+            trade_id=exec_id,
+            price_e3=event.price_e3,
+            qty=event.qty,
+            aggressor=aggressor,
+            ts_ns=event.ts_ns,
+        )
         taker_account = event.buy_account if aggressor_is_buy else event.sell_account
         return [
             Record("fills", taker_account, "Fill", fill),
@@ -336,30 +333,25 @@ class PartitionBook:
 
     def _cancel_rejected(self, command: dict[str, Any], event: CancelRejected) -> Record:
         meta = self.orders.get(event.order_id)
-        value = {
-            "exec_id": self._exec_id(event.exec_id),
-            "venue": "INTERNAL",
-            "order_id": self.venue_order_id(event.order_id) if meta else "",
-            "cl_ord_id": command["cl_ord_id"],
-            "orig_cl_ord_id": command["orig_cl_ord_id"],
-            "parent_id": meta.parent_id if meta else None,
-            "account": command["account"],
-            "member": command["member"],
-            "security": command["security"],
-            "side": meta.side if meta else command["side"],
-            "exec_type": "CANCEL_REJECTED",
-            "ord_status": meta.status if meta else "REJECTED",
-            "price_e3": command["price_e3"],
-            "order_qty": command["qty"],
-            "last_px_e3": 0,
-            "last_qty": 0,
-            "cum_qty": 0,
-            "leaves_qty": 0,
-            "cum_notional_e3": meta.notional_e3 if meta else 0,
-            "reject_reason": event.reason.name,
-            "text": None,
-            "ts_ns": event.ts_ns,
-        }
+        value = records.execution_report(
+            exec_id=self._exec_id(event.exec_id),
+            venue="INTERNAL",
+            order_id=self.venue_order_id(event.order_id) if meta else "",
+            cl_ord_id=command["cl_ord_id"],
+            orig_cl_ord_id=command["orig_cl_ord_id"],
+            parent_id=meta.parent_id if meta else None,
+            account=command["account"],
+            member=command["member"],
+            security=command["security"],
+            side=meta.side if meta else command["side"],
+            exec_type="CANCEL_REJECTED",
+            ord_status=meta.status if meta else "REJECTED",
+            price_e3=command["price_e3"],
+            order_qty=command["qty"],
+            cum_notional_e3=meta.notional_e3 if meta else 0,
+            reject_reason=event.reason.name,
+            ts_ns=event.ts_ns,
+        )
         return Record("orders.events", command["account"], "ExecutionReport", value)
 
     # ---------------------------------------------------------------- depth and state

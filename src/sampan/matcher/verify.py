@@ -17,6 +17,7 @@ else is DIFFERENT.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +105,7 @@ def read_topic(
 @dataclass(slots=True)
 class Expected:
     commands: int = 0
-    groups: dict[Group, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    groups: dict[Group, list[Mapping[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     # Per group, how many of its records come from input below the committed offsets.
     due: dict[Group, int] = field(default_factory=lambda: defaultdict(int))
     # Per input partition, commands at or past the committed offset.
@@ -150,7 +151,7 @@ def actual_outputs(settings: Settings, progress: bool) -> dict[Group, list[dict[
 
 
 def first_difference(
-    expected: dict[Group, list[dict[str, Any]]],
+    expected: dict[Group, list[Mapping[str, Any]]],
     actual: dict[Group, list[dict[str, Any]]],
     due: dict[Group, int] | None = None,
 ) -> str | None:

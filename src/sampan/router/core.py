@@ -83,6 +83,7 @@ from sampan.fix.messages import (
 )
 from sampan.fix.session_types import MSG_REJECT, TAG_SESSION_REJECT_REASON
 from sampan.market.calendar import trading_day
+from sampan.market.side import Side
 from sampan.router import decisions, risk
 from sampan.router import hkex as hx
 from sampan.router.ids import (
@@ -115,8 +116,9 @@ from sampan.router.orders import (
     member_ids,
     traded,
 )
-from sampan.router.records import Out, command_reject, internal_command
+from sampan.router.records import Out, command_reject, ended_exec_type, internal_command
 from sampan.router.tables import SeenFill, Tables
+from sampan.schemas import records
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +295,7 @@ class RouterCore:
         cfg = self.config.risk
         account = order.account
         self.holds_cents[account] = self.holds_cents.get(account, 0) + sign * order.hold_cents(cfg)
-        if order.side is not risk.Side.BUY:
+        if order.side is not Side.BUY:
             key = (account, order.security)
             self.sells[key] = self.sells.get(key, 0) + sign * order.sell_committed()
 
@@ -385,8 +387,8 @@ class RouterCore:
         checks: tuple[risk.Check, ...] = (),
     ) -> None:
         self.draft.reject(str(reason), text, checks)
-        venue = "HKEX" if req.route is Route.HKEX else "INTERNAL"
-        exec_type = "REJECTED" if isinstance(req, NewOrder) else "CANCEL_REJECTED"
+        venue: records.Venue = "HKEX" if req.route is Route.HKEX else "INTERNAL"
+        exec_type: records.ExecType = "REJECTED" if isinstance(req, NewOrder) else "CANCEL_REJECTED"
         self.out.append(
             command_reject(req, router_exec_id(origin), venue, exec_type, str(reason), text)
         )
@@ -615,7 +617,7 @@ class RouterCore:
         """A matcher report from orders.events; anything else there is ignored. If it raises,
         it changed nothing."""
         with self._atomic():
-            self._internal_report(book_report_from(record))
+            self._internal_report(book_report_from(records.as_execution_report(record)))
 
     def _internal_report(self, r: BookReport) -> None:
         if not r.ours:
@@ -640,7 +642,7 @@ class RouterCore:
         return update.order
 
     def _seen(self, order: Order, last_px_e3: int, last_qty: int, ts_ns: int) -> None:
-        buys = order.side is risk.Side.BUY
+        buys = order.side is Side.BUY
         cost = risk.hold_cents(last_px_e3, last_qty, self.config.risk) if buys else 0
         sold = 0 if buys else last_qty
         fill = SeenFill(ts_ns, cost, order.security, sold, last_px_e3, last_qty)
@@ -673,7 +675,9 @@ class RouterCore:
             parent = replace(parent, hkex_cl_ord_ids=(*parent.hkex_cl_ord_ids, cl))
             self.by_hkex[cl] = parent.key
         elif was_open and not parent.open and parent.status is not Status.FILLED:
-            parent, report = hx.parent_report(parent, str(parent.status), "INTERNAL", ts_ns)
+            parent, report = hx.parent_report(
+                parent, ended_exec_type(parent.status), "INTERNAL", ts_ns
+            )
             self.out.append(report)
         return parent
 

@@ -49,7 +49,15 @@ from sampan.router.orders import (
     to_status,
     traded,
 )
-from sampan.router.records import Execution, Out, hkex_fill, report, report_status
+from sampan.router.records import (
+    Execution,
+    Out,
+    ended_exec_type,
+    hkex_fill,
+    report,
+    report_status,
+)
+from sampan.schemas import records
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +149,8 @@ def cancel_command(order: Order, request: Request, cancel_cl: str) -> dict[str, 
 
 def parent_report(
     parent: Order,
-    exec_type: str,
-    venue: str,
+    exec_type: records.ExecType,
+    venue: records.Venue,
     ts_ns: int,
     last_px_e3: int = 0,
     last_qty: int = 0,
@@ -303,26 +311,29 @@ def _smart_child(
 
 
 def end_child(
-    parent: Order, child_status: Status, venue: str, ts_ns: int
+    parent: Order, child_status: Status, venue: records.Venue, ts_ns: int
 ) -> tuple[Order, list[Out]]:
     """A SMART parent's HKEX child (or its request) ended in `child_status`: the parent ends
     too, with a report unless it ended FILLED (its last trade's report said so)."""
     was_open = parent.open
     parent, _ = child_done(parent, child_status)
     if was_open and not parent.open and parent.status is not Status.FILLED:
-        parent, out = parent_report(parent, str(parent.status), venue, ts_ns)
+        parent, out = parent_report(parent, ended_exec_type(parent.status), venue, ts_ns)
         return parent, [out]
     return parent, []
 
 
-def _exec_type(er: ExecutionReport) -> str:
-    return {
-        ExecType.NEW: "NEW",
-        ExecType.TRADE: "TRADE",
-        ExecType.CANCELED: "CANCELED",
-        ExecType.EXPIRED: "EXPIRED",
-        ExecType.REJECTED: "REJECTED",
-    }[er.exec_type]
+_EXEC_TYPE: dict[ExecType, records.ExecType] = {
+    ExecType.NEW: "NEW",
+    ExecType.TRADE: "TRADE",
+    ExecType.CANCELED: "CANCELED",
+    ExecType.EXPIRED: "EXPIRED",
+    ExecType.REJECTED: "REJECTED",
+}
+
+
+def _exec_type(er: ExecutionReport) -> records.ExecType:
+    return _EXEC_TYPE[er.exec_type]
 
 
 def cancel_rejected(order: Order, rej: OrderCancelReject) -> Out:

@@ -25,8 +25,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from sampan.market.side import Side
 from sampan.router.orders import Route
-from sampan.router.risk import RejectReason, Side
+from sampan.router.risk import RejectReason
+from sampan.schemas import records
 
 # Longest accepted value of each string field. FIX allows ClOrdIDs far longer than any member
 # needs; 64 is the bound the FIX layer already applies to ids, and nothing sensible is longer.
@@ -167,7 +169,7 @@ class BookReport:
     ts_ns: int
 
 
-def book_report_from(record: dict[str, Any]) -> BookReport:
+def book_report_from(record: records.ExecutionReport) -> BookReport:
     """The typed view of an ExecutionReport record from orders.events."""
     return BookReport(
         ours=record["venue"] == "INTERNAL" and record["exec_id"].startswith("X"),

@@ -20,7 +20,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from sampan.router.risk import RiskConfig, Side, hold_cents
+from sampan.market.side import Side
+from sampan.router.risk import RiskConfig, hold_cents
 
 EXEC_IDS_MAX = 1_000
 

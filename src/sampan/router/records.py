@@ -13,12 +13,15 @@ the member's side is recorded as the aggressor (the Fill is keyed by the member'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sampan.market.parties import EXCHANGE_ACCOUNT, EXCHANGE_MEMBER
+from sampan.market.side import Side
 from sampan.router.mapping import Request
 from sampan.router.orders import Order, Status
+from sampan.schemas import records
 from sampan.streams import letters
 
 
@@ -27,7 +30,7 @@ class Out:
     topic: str  # catalog name
     key: str
     schema: str
-    value: dict[str, Any]
+    value: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +38,10 @@ class Execution:
     """What happened to an order, in the ExecutionReport's terms."""
 
     exec_id: str
-    venue: str
+    venue: records.Venue
     order_id: str
-    exec_type: str
-    ord_status: str
+    exec_type: records.ExecType
+    ord_status: records.OrdStatus
     cl_ord_id: str
     orig_cl_ord_id: str | None = None
     parent_id: str | None = None
@@ -50,66 +53,89 @@ class Execution:
 
 def report(order: Order, e: Execution, ts_ns: int, *, as_child_of: Order | None = None) -> Out:
     """An ExecutionReport about `order` (its cumulative figures) after `e`."""
-    value = {
-        "exec_id": e.exec_id,
-        "venue": e.venue,
-        "order_id": e.order_id,
-        "cl_ord_id": e.cl_ord_id,
-        "orig_cl_ord_id": e.orig_cl_ord_id,
-        "parent_id": e.parent_id,
-        "account": order.account,
-        "member": order.member,
-        "security": order.security,
-        "side": str(order.side),
-        "exec_type": e.exec_type,
-        "ord_status": e.ord_status,
-        "price_e3": order.price_e3,
-        "order_qty": order.qty,
-        "last_px_e3": e.last_px_e3,
-        "last_qty": e.last_qty,
-        "cum_qty": order.cum_qty,
-        "leaves_qty": order.leaves_qty,
-        "cum_notional_e3": order.cum_notional_e3,
-        "reject_reason": e.reject_reason,
-        "text": e.text,
-        "ts_ns": ts_ns,
-    }
+    value = records.execution_report(
+        exec_id=e.exec_id,
+        venue=e.venue,
+        order_id=e.order_id,
+        cl_ord_id=e.cl_ord_id,
+        orig_cl_ord_id=e.orig_cl_ord_id,
+        parent_id=e.parent_id,
+        account=order.account,
+        member=order.member,
+        security=order.security,
+        side=order.side,
+        exec_type=e.exec_type,
+        ord_status=e.ord_status,
+        price_e3=order.price_e3,
+        order_qty=order.qty,
+        last_px_e3=e.last_px_e3,
+        last_qty=e.last_qty,
+        cum_qty=order.cum_qty,
+        leaves_qty=order.leaves_qty,
+        cum_notional_e3=order.cum_notional_e3,
+        reject_reason=e.reject_reason,
+        text=e.text,
+        ts_ns=ts_ns,
+    )
     return Out("orders.events", order.account, "ExecutionReport", value)
 
 
-def report_status(status: Status) -> str:
+_REPORTED_STATUS: dict[Status, records.OrdStatus] = {
+    Status.PENDING_NEW: "NEW",
+    Status.NEW: "NEW",
+    Status.PARTIALLY_FILLED: "PARTIALLY_FILLED",
+    Status.FILLED: "FILLED",
+    Status.CANCELED: "CANCELED",
+    Status.REJECTED: "REJECTED",
+    Status.EXPIRED: "EXPIRED",
+}
+
+
+def report_status(status: Status) -> records.OrdStatus:
     """The Avro OrdStatus of a router status (PENDING_NEW is reported as NEW)."""
-    return "NEW" if status is Status.PENDING_NEW else str(status)
+    return _REPORTED_STATUS[status]
+
+
+_ENDED: dict[Status, records.ExecType] = {
+    Status.CANCELED: "CANCELED",
+    Status.REJECTED: "REJECTED",
+    Status.EXPIRED: "EXPIRED",
+}
+
+
+def ended_exec_type(status: Status) -> records.ExecType:
+    """The ExecType of the report that ends an order in `status` (not FILLED: a trade's
+    report says that)."""
+    return _ENDED[status]
 
 
 def command_reject(
-    request: Request, exec_id: str, venue: str, exec_type: str, reason: str, text: str
+    request: Request,
+    exec_id: str,
+    venue: records.Venue,
+    exec_type: records.ExecType,
+    reason: str,
+    text: str,
 ) -> Out:
     """A REJECTED (or CANCEL_REJECTED) report answering a request the router refused."""
-    value = {
-        "exec_id": exec_id,
-        "venue": venue,
-        "order_id": "",
-        "cl_ord_id": request.cl_ord_id,
-        "orig_cl_ord_id": request.orig_cl_ord_id,
-        "parent_id": None,
-        "account": request.account,
-        "member": request.member,
-        "security": request.security,
-        "side": str(request.side),
-        "exec_type": exec_type,
-        "ord_status": "REJECTED",
-        "price_e3": request.price_e3,
-        "order_qty": request.qty,
-        "last_px_e3": 0,
-        "last_qty": 0,
-        "cum_qty": 0,
-        "leaves_qty": 0,
-        "cum_notional_e3": 0,
-        "reject_reason": reason,
-        "text": text[:200],
-        "ts_ns": request.ts_ns,
-    }
+    value = records.execution_report(
+        exec_id=exec_id,
+        venue=venue,
+        order_id="",
+        cl_ord_id=request.cl_ord_id,
+        orig_cl_ord_id=request.orig_cl_ord_id,
+        account=request.account,
+        member=request.member,
+        security=request.security,
+        side=request.side,
+        exec_type=exec_type,
+        ord_status="REJECTED",
+        price_e3=request.price_e3,
+        order_qty=request.qty,
+        reject_reason=reason,
+        text=text[:200],
+        ts_ns=request.ts_ns,
+    )
     return Out("orders.events", request.account, "ExecutionReport", value)
 
 
@@ -122,26 +148,22 @@ def hkex_fill(
     parent_id: str | None,
     ts_ns: int,
 ) -> Out:
-    buys = str(order.side) == "BUY"
+    buys = order.side is Side.BUY
     ours = (order.account, order.member, hkex_order_id)
     theirs = (EXCHANGE_ACCOUNT, EXCHANGE_MEMBER, "")
     buy, sell = (ours, theirs) if buys else (theirs, ours)
-    value = {
-        "exec_id": exec_id,
-        "venue": "HKEX",
-        "security": order.security,
-        "price_e3": last_px_e3,
-        "qty": last_qty,
-        "buy_account": buy[0],
-        "buy_member": buy[1],
-        "buy_order_id": buy[2],
-        "sell_account": sell[0],
-        "sell_member": sell[1],
-        "sell_order_id": sell[2],
-        "aggressor": str(order.side),
-        "parent_id": parent_id,
-        "ts_ns": ts_ns,
-    }
+    value = records.fill(
+        exec_id=exec_id,
+        venue="HKEX",
+        security=order.security,
+        price_e3=last_px_e3,
+        qty=last_qty,
+        buy=buy,
+        sell=sell,
+        aggressor=order.side,
+        parent_id=parent_id,
+        ts_ns=ts_ns,
+    )
     return Out("fills", order.account, "Fill", value)
 
 

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
+from sampan.market.side import Side
 
 E3_PER_CENT = 10
 BPS = 10_000
@@ -67,12 +68,6 @@ class RejectReason(enum.StrEnum):
     UNSUPPORTED = "UNSUPPORTED"
     OPEN_ORDERS_LIMIT = "OPEN_ORDERS_LIMIT"
     VENUE_REJECTED = "VENUE_REJECTED"
-
-
-class Side(enum.StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-    SELL_SHORT = "SELL_SHORT"
 
 
 @dataclass(frozen=True, slots=True)

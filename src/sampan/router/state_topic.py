@@ -30,8 +30,8 @@ from confluent_kafka.admin import AdminClient
 from sampan.config import Settings
 from sampan.errors import SampanError
 from sampan.fix.codec import FixMessage, decode_one, encode
+from sampan.market.side import Side
 from sampan.router.orders import Order, Phase, Route, Status
-from sampan.router.risk import Side
 from sampan.schemas import registry
 from sampan.streams import profiles
 from sampan.streams.reader import read_to_end

@@ -23,7 +23,7 @@ from typing import Any
 
 from sampan import stack, topics_cli
 from sampan.config import Settings, settings
-from sampan.schemas import SchemaError, registry
+from sampan.schemas import SchemaError, records, registry
 from sampan.streams import AgentConfig, InRecord, Output, profiles, run_agent
 from sampan.tools.records import produce_commands
 
@@ -43,30 +43,24 @@ class AckAgent:
     def handle(self, record: InRecord) -> Iterable[Output]:
         command = record.value
         ok = command["qty"] > 0
-        report = {
-            "exec_id": f"ack-{record.partition}-{record.offset}",
-            "venue": "INTERNAL",
-            "order_id": command["command_id"],
-            "cl_ord_id": command["cl_ord_id"],
-            "orig_cl_ord_id": command["orig_cl_ord_id"],
-            "parent_id": None,
-            "account": command["account"],
-            "member": command["member"],
-            "security": command["security"],
-            "side": command["side"],
-            "exec_type": "NEW" if ok else "REJECTED",
-            "ord_status": "NEW" if ok else "REJECTED",
-            "price_e3": command["price_e3"],
-            "order_qty": command["qty"],
-            "last_px_e3": 0,
-            "last_qty": 0,
-            "cum_qty": 0,
-            "leaves_qty": command["qty"] if ok else 0,
-            "cum_notional_e3": 0,
-            "reject_reason": None if ok else "INVALID_QTY",
-            "text": None,
-            "ts_ns": command["ts_ns"],
-        }
+        report = records.execution_report(
+            exec_id=f"ack-{record.partition}-{record.offset}",
+            venue="INTERNAL",
+            order_id=command["command_id"],
+            cl_ord_id=command["cl_ord_id"],
+            orig_cl_ord_id=command["orig_cl_ord_id"],
+            account=command["account"],
+            member=command["member"],
+            security=command["security"],
+            side=command["side"],
+            exec_type="NEW" if ok else "REJECTED",
+            ord_status="NEW" if ok else "REJECTED",
+            price_e3=command["price_e3"],
+            order_qty=command["qty"],
+            leaves_qty=command["qty"] if ok else 0,
+            reject_reason=None if ok else "INVALID_QTY",
+            ts_ns=command["ts_ns"],
+        )
         yield Output("orders.events", record.key, registry().encode("ExecutionReport", report))
 
     def end_batch(self) -> Iterable[Output]:
@@ -87,20 +81,20 @@ class AckAgent:
 
 def read_reports(
     current: Settings, run_id: str, expected: int, timeout_s: float
-) -> list[dict[str, Any]]:
+) -> list[records.ExecutionReport]:
     """Read execution reports of this run (read_committed) until `expected` or the timeout."""
     from confluent_kafka import Consumer
 
     consumer = Consumer(profiles.follower(current, f"sampan-demo-reader-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([current.topic("orders.events")])
-    reports: list[dict[str, Any]] = []
+    reports: list[records.ExecutionReport] = []
     deadline = time.monotonic() + timeout_s
     try:
         while len(reports) < expected and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.2):
                 if message.error() is None:
                     try:
-                        report = registry().decode("ExecutionReport", message.value())
+                        report = records.read_execution_report(message.value())
                     except SchemaError as error:
                         log.warning(
                             "skipped an undecodable record at %s[%d]@%d: %s",

@@ -8,9 +8,9 @@ import pytest
 from router_harness import Sim, producer, start_router, state_dir, wait_for
 
 from sampan.config import Settings
+from sampan.market.side import Side
 from sampan.router import hkex, state_topic
 from sampan.router.orders import Order, Route
-from sampan.router.risk import Side
 
 pytestmark = pytest.mark.integration
 

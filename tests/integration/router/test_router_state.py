@@ -13,9 +13,9 @@ from confluent_kafka import Consumer, Producer
 from router_harness import account, publish
 
 from sampan.config import Settings
+from sampan.market.side import Side
 from sampan.router import state_topic, table_reader
 from sampan.router.orders import Order, Route
-from sampan.router.risk import Side
 from sampan.router.tables import Tables
 from sampan.streams import reader
 

@@ -10,6 +10,7 @@ import pytest
 
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import ExecType, ExecutionReport, NewOrderSingle, OrdStatus, Side
+from sampan.market.side import Side as RiskSide
 from sampan.router import hkex
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.ids import (
@@ -19,7 +20,6 @@ from sampan.router.ids import (
     parse_hkex_cl_ord_id,
 )
 from sampan.router.orders import IllegalTransition, Order, Route, Status, advance, traded
-from sampan.router.risk import Side as RiskSide
 from sampan.router.tables import BadReference, Tables, account_limits
 
 PRICE_E3 = 512_000

@@ -26,6 +26,7 @@ from typing import Any
 from sampan.config import Settings
 from sampan.hkex_sim.market import LiquidityConfig, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
+from sampan.market.side import Side
 from sampan.matching import Side as MarketSide
 from sampan.router import risk
 from sampan.router.core import CoreConfig, RouterCore
@@ -154,7 +155,7 @@ def risk_check_us(checks: int) -> dict[str, float]:
     exposure = risk.Exposure(1_000_000, {700: 1_000})
     config = risk.RiskConfig()
     terms = [
-        risk.OrderTerms(risk.Side.BUY if n % 2 else risk.Side.SELL, 700, False, PRICE_E3, 100)
+        risk.OrderTerms(Side.BUY if n % 2 else Side.SELL, 700, False, PRICE_E3, 100)
         for n in range(64)
     ]
     samples: list[float] = []
