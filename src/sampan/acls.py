@@ -25,6 +25,7 @@ from sampan import topics
 from sampan.config import Settings
 from sampan.credentials import ADMIN, PRINCIPALS
 from sampan.errors import StackError
+from sampan.streams import profiles
 
 ADMIN_TIMEOUT_S = 30.0
 PROCESSES: tuple[str, ...] = tuple(p for p in PRINCIPALS if p != ADMIN)
@@ -254,7 +255,7 @@ def apply(current: Settings, admin: Any | None = None) -> AclResult:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = admin or AdminClient(current.kafka())
+    admin = admin or AdminClient(profiles.admin(current))
     existing = _existing(admin)
     if existing is None:
         return AclResult(0, 0, [], enabled=False)
@@ -287,7 +288,7 @@ def remove(current: Settings, names: Iterable[str] | None = None) -> int:
     from confluent_kafka.admin import AclBindingFilter, AdminClient
 
     assert current.topic_prefix, "an empty prefix would remove the venue's own ACLs"
-    admin = AdminClient(current.kafka())
+    admin = AdminClient(profiles.admin(current))
     chosen = [
         g
         for g in grants(current.topic_prefix)

@@ -30,6 +30,7 @@ from string import Template
 from sampan import stack
 from sampan.config import Settings
 from sampan.errors import StackError
+from sampan.streams import profiles
 
 NODE_COUNT = 3
 REPLICATION_FACTOR = 3
@@ -159,7 +160,7 @@ def _wait_brokers(settings: Settings, wanted: int) -> None:
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + CLUSTER_READY_TIMEOUT_S
-    admin = AdminClient(client_settings(settings).kafka(log_level=0))
+    admin = AdminClient(profiles.admin(client_settings(settings), log_level=0))
     seen = 0
     while True:
         for node in nodes(settings):
