@@ -2,8 +2,8 @@
 browser; `sampan users` manages the people who may log in.
 
 Place in the flow: it reads `ledger.balances`, `md.depth`, `md.trades`, `md.stats`,
-`orders.events`, `reference.*` and `recon.breaks`, rebuilding its state from them before it
-accepts clients, and fans them out to the clients each user may see; it writes only
+`orders.events`, `reference.*`, `recon.breaks` and `surveillance.alerts`, rebuilding its state
+from them before it accepts clients, and fans them out to the clients each user may see; it writes only
 `orders.requests` (keyed by account) and `reference.accounts` (risk officers' limits). Users,
 sessions revoked by logout, and the access audit trail live in PostgreSQL in the schema
 `SAMPAN_UI_SCHEMA` (default `ui`). Pre-trade risk stays in the router: the screen shows its

@@ -409,6 +409,13 @@ async def recon_breaks(request: Request, session: Session) -> Response:
     return JSONResponse(list(reversed(_ui(request).view.breaks.values())))
 
 
+async def surveillance_alerts(request: Request, session: Session) -> Response:
+    refusal = may(session, Action.VIEW_RECON)
+    if refusal is not None:
+        return await refuse(request, session, "view_surveillance", "*", refusal)
+    return JSONResponse(list(reversed(_ui(request).view.alerts.values())))
+
+
 async def users(request: Request, session: Session) -> Response:
     refusal = may(session, Action.MANAGE_USERS)
     if refusal is not None:
@@ -825,6 +832,7 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         Route("/api/batches", api(place_batch), methods=["POST"]),
         Route("/api/risk/accounts", api(risk_accounts)),
         Route("/api/recon/breaks", api(recon_breaks)),
+        Route("/api/surveillance/alerts", api(surveillance_alerts)),
         Route("/api/access-audit", api(access_audit)),
         Route("/api/users", api(users)),
         Route("/api/openapi.json", openapi),

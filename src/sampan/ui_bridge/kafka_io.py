@@ -51,6 +51,7 @@ FOLLOWED: dict[str, str] = {
     "md.movers": "Movers",
     "orders.events": "ExecutionReport",
     "recon.breaks": "ReconBreak",
+    "surveillance.alerts": "SurveillanceAlert",
 }
 TRADES_TAIL = 1_000
 CONSUME_MAX = 1_000

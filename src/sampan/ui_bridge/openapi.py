@@ -184,6 +184,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/risk/accounts": {"get": _op("risk: every account's exposure and cut-loss distance")},
         "/api/recon/breaks": {"get": _op("risk and auditors: reconciliation breaks, newest first")},
+        "/api/surveillance/alerts": {
+            "get": _op("risk and auditors: surveillance alerts (latest per alert id), newest first")
+        },
         "/api/access-audit": {
             "get": {
                 **_op("risk and auditors: refused attempts, newest first"),

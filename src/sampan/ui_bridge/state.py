@@ -17,7 +17,8 @@ The change in basis points is last against the record's previous close, rounded 
 zero as the analytics app rounds it, so a stats row and a movers row always agree.
 
 Limits (all bounded): `ORDERS_PER_ACCOUNT_MAX` orders per account (the oldest go first),
-`FILLS_PER_ORDER_MAX` fills kept per order row, `BREAKS_MAX` reconciliation breaks.
+`FILLS_PER_ORDER_MAX` fills kept per order row, `BREAKS_MAX` reconciliation breaks,
+`ALERTS_MAX` surveillance alerts (latest per alert id: an alert raised again replaces itself).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 ORDERS_PER_ACCOUNT_MAX = 20_000
 FILLS_PER_ORDER_MAX = 1_000
 BREAKS_MAX = 100_000
+ALERTS_MAX = 10_000
 MOVERS_VENUES = ("HKEX", "INTERNAL")  # the movers panel shows the first venue that has any
 HK_OFFSET = timedelta(hours=8)
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
@@ -103,6 +105,7 @@ class View:
     stats: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     movers_of: dict[str, dict[str, Any]] = field(default_factory=dict)  # venue → Movers record
     breaks: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    alerts: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     orders: dict[str, OrderedDict[str, OrderRow]] = field(default_factory=dict)
     # An amend's ClOrdID → the order's first one, per account (bounded like the rows), so the
     # order's later reports, which carry the amend's id, land on its row.
@@ -285,6 +288,14 @@ class View:
         while len(self.breaks) > BREAKS_MAX:
             self.breaks.popitem(last=False)
         return [Update("recon", None, {"type": "recon_break", **r})]
+
+    def _on_surveillance_alerts(self, r: dict[str, Any]) -> list[Update]:
+        # Risk officers and auditors only: the recon channel is theirs.
+        self.alerts.pop(r["alert_id"], None)
+        self.alerts[r["alert_id"]] = r
+        while len(self.alerts) > ALERTS_MAX:
+            self.alerts.popitem(last=False)
+        return [Update("recon", None, {"type": "surveillance_alert", **r})]
 
     def _on_orders_events(self, r: dict[str, Any]) -> list[Update]:
         if r["parent_id"] is not None or r["ts_ns"] < self.day_start_ns:

@@ -445,3 +445,49 @@ def test_an_order_is_amended_and_cancelled_from_its_row(venue: Venue, browser: A
     expect(page.locator("#orders tbody tr")).to_have_count(rows_before)
     assert page.errors == []
     page.context.close()
+
+
+def test_a_risk_officer_sees_surveillance_alerts_live_and_a_trader_cannot(
+    venue: Venue, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    risk = log_in(browser, venue, "risk")
+    risk.click("#tab-risk")
+    expect(risk.locator("#alerts tbody")).to_contain_text("No surveillance alerts")
+    # The analytics app's record (its rules are tested on the real matcher apart): published
+    # once, then raised again under the same id with fuller evidence.
+    alert = {
+        "alert_id": "SPOOFING:ACC3:700:O77",
+        "rule": "SPOOFING",
+        "venue": "INTERNAL",
+        "security": 700,
+        "accounts": ["ACC3"],
+        "member": "M3",
+        "order_ids": ["O77", "O78"],
+        "exec_ids": ["X900"],
+        "detail": "2 large buy order(s) of 6000 shares near the touch cancelled",
+        "ts_ns": time.time_ns(),
+    }
+    current = settings()
+    publish_records(
+        current, "surveillance.alerts", "SurveillanceAlert", [(alert["alert_id"], alert)]
+    )
+    row = risk.locator("#alerts tbody tr[data-alert='SPOOFING:ACC3:700:O77']")
+    expect(row).to_contain_text("SPOOFING")
+    expect(row).to_contain_text("M3 ACC3")
+    expect(row).to_contain_text("O77 O78 X900")
+    fuller = {**alert, "exec_ids": ["X900", "X901"]}
+    publish_records(
+        current, "surveillance.alerts", "SurveillanceAlert", [(alert["alert_id"], fuller)]
+    )
+    expect(row).to_contain_text("O77 O78 X900 X901")
+    expect(risk.locator("#alerts tbody tr")).to_have_count(1)
+    assert risk.errors == []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    risk.locator("#alerts").screenshot(path=str(SCREENSHOTS / "surveillance.png"))
+    # A trader is refused the alerts over REST and is never sent them.
+    answer = venue.api("trader3").get("/api/surveillance/alerts")
+    assert answer.status_code == 403, answer.text
+    assert venue.api("risk").get("/api/surveillance/alerts").json() == [fuller]
+    risk.context.close()

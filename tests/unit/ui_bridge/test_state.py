@@ -323,3 +323,26 @@ def test_reports_after_an_amend_stay_on_the_order_row() -> None:
     [row] = view.orders_of("A1")
     assert row["cl_ord_id"] == "c1" and row["live_cl_ord_id"] == "a1"
     assert (row["order_qty"], row["cum_qty"], len(row["fills"])) == (500, 100, 1)
+
+
+def test_a_surveillance_alert_raised_again_replaces_itself_on_the_recon_channel() -> None:
+    view = View()
+    alert = {
+        "alert_id": "SPOOFING:S1:700:O1",
+        "rule": "SPOOFING",
+        "venue": "INTERNAL",
+        "security": 700,
+        "accounts": ["S1"],
+        "member": "MS",
+        "order_ids": ["O1"],
+        "exec_ids": ["X1"],
+        "detail": "1 large buy order",
+        "ts_ns": 10,
+    }
+    updates = view.apply("surveillance.alerts", alert)
+    assert [(u.channel, u.message["type"]) for u in updates] == [("recon", "surveillance_alert")]
+    fuller = {**alert, "exec_ids": ["X1", "X2"]}
+    view.apply("surveillance.alerts", {**alert, "alert_id": "WASH_TRADE:INTERNAL:X9"})
+    view.apply("surveillance.alerts", fuller)
+    assert list(view.alerts) == ["WASH_TRADE:INTERNAL:X9", "SPOOFING:S1:700:O1"]
+    assert view.alerts["SPOOFING:S1:700:O1"] == fuller

@@ -136,6 +136,7 @@ const S = {
   wsBackoffMs: 500,
   risk: [],
   breaks: [],
+  alerts: [],
 };
 const COLLAR_BP = 1000n;   // the router's collar: 10% from the reference price
 const WARN_BP = 300n;      // the screen asks for a second click beyond 3%
@@ -386,6 +387,8 @@ function onMessage(msg) {
       break;
     case "recon_break": case "break":
       S.breaks = [msg, ...S.breaks.filter((b) => b.exec_id !== msg.exec_id)].slice(0, 200); renderBreaks(); break;
+    case "surveillance_alert":
+      S.alerts = [msg, ...S.alerts.filter((a) => a.alert_id !== msg.alert_id)].slice(0, 200); renderAlerts(); break;
     case "error": banner(`${msg.error}: ${msg.reason || ""}`); break;
     default: break;
   }
@@ -955,10 +958,13 @@ $("#batch-submit").addEventListener("click", async () => {
 
 async function loadRisk() {
   try {
-    const [rows, breaks] = await Promise.all([api("GET", "/api/risk/accounts"), api("GET", "/api/recon/breaks").catch(() => [])]);
-    S.risk = rows; S.breaks = breaks || [];
+    const [rows, breaks, alerts] = await Promise.all([
+      api("GET", "/api/risk/accounts"), api("GET", "/api/recon/breaks").catch(() => []),
+      api("GET", "/api/surveillance/alerts").catch(() => []),
+    ]);
+    S.risk = rows; S.breaks = breaks || []; S.alerts = (alerts || []).slice(0, 200);
   } catch (e) { banner("Risk view: " + e.message); }
-  renderRisk(); renderBreaks();
+  renderRisk(); renderBreaks(); renderAlerts();
 }
 
 function renderRisk() {
@@ -1007,6 +1013,17 @@ function renderBreaks() {
   body.replaceChildren(...S.breaks.map((b) => el("tr", {},
     el("td", { class: "num" }, timeOf(b.ts_ns)), el("td", {}, b.exec_id), el("td", { class: "loss" }, b.kind),
     el("td", { class: b.status === "OPEN" ? "loss" : "gain" }, b.status), el("td", {}, b.detail))));
+}
+
+function renderAlerts() {
+  const body = $("#alerts tbody");
+  if (!S.alerts.length) { body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 6 }, "No surveillance alerts"))); return; }
+  body.replaceChildren(...S.alerts.map((a) => el("tr", { dataset: { alert: a.alert_id } },
+    el("td", { class: "num" }, timeOf(a.ts_ns)), el("td", { class: "loss" }, a.rule),
+    el("td", {}, [a.member, ...(a.accounts || [])].filter(Boolean).join(" ")),
+    el("td", {}, a.security === null || a.security === undefined ? "" : String(a.security)),
+    el("td", {}, [...(a.order_ids || []), ...(a.exec_ids || [])].join(" ")),
+    el("td", {}, a.detail))));
 }
 
 /* ---------- Panes, watchlist tabs, search, keyboard ---------- */
