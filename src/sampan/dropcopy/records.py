@@ -17,14 +17,9 @@ from sampan.fix.codec import (
     encode,
     parse_utc_timestamp,
 )
-from sampan.fix.messages import ExecutionReport, Side
+from sampan.fix.messages import ExecutionReport
 from sampan.schemas import records
 
-_SIDE: dict[Side, records.Side] = {
-    Side.BUY: "BUY",
-    Side.SELL: "SELL",
-    Side.SELL_SHORT: "SELL_SHORT",
-}
 EXEC_TYPE_TRADE = "F"
 
 
@@ -46,7 +41,7 @@ def to_record(msg: FixMessage) -> records.DropCopyExecution:
         order_id=report.order_id,
         cl_ord_id=report.cl_ord_id,
         security=int(security),
-        side=_SIDE[report.side],
+        side=report.side,
         exec_type=str(report.exec_type),
         last_px_e3=report.last_px_e3 or 0,
         last_qty=report.last_qty or 0,

@@ -27,6 +27,7 @@ from sampan.fix.codec import (
     parse_utc_timestamp,
 )
 from sampan.market.money import format_price_e3
+from sampan.market.side import Side
 
 TAG_AVG_PX = 6
 TAG_CL_ORD_ID = 11
@@ -73,10 +74,9 @@ ENHANCED_LIMIT_PRICE_LEVELS = 10
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
-class Side(enum.StrEnum):
-    BUY = "1"
-    SELL = "2"
-    SELL_SHORT = "5"
+# Side (54) on the wire: a mapping to and from the venue's one `Side`.
+SIDE_TO_WIRE = {Side.BUY: "1", Side.SELL: "2", Side.SELL_SHORT: "5"}
+SIDE_FROM_WIRE = {code: side for side, code in SIDE_TO_WIRE.items()}
 
 
 class OrdType(enum.StrEnum):
@@ -171,6 +171,14 @@ def _enum(msg: FixMessage, tag: int, kind: type[_E]) -> _E:
         raise FieldError(tag, f"unsupported value {value[:8]!r}") from None
 
 
+def _side(msg: FixMessage) -> Side:
+    value = msg.require(TAG_SIDE)
+    side = SIDE_FROM_WIRE.get(value)
+    if side is None:
+        raise FieldError(TAG_SIDE, f"unsupported value {value[:8]!r}")
+    return side
+
+
 def _instrument(security_id: str) -> tuple[tuple[int, str], ...]:
     return (
         (TAG_SECURITY_ID, security_id),
@@ -217,7 +225,7 @@ class NewOrderSingle:
             self.MSG_TYPE,
             (TAG_CL_ORD_ID, self.cl_ord_id),
             *_instrument(self.security_id),
-            (TAG_SIDE, self.side),
+            (TAG_SIDE, SIDE_TO_WIRE[self.side]),
             (TAG_ORD_TYPE, self.ord_type),
             (TAG_ORDER_QTY, str(self.order_qty)),
             *_optional(
@@ -238,7 +246,7 @@ class NewOrderSingle:
         return cls(
             cl_ord_id=_id(msg, TAG_CL_ORD_ID),
             security_id=_security_id(msg),
-            side=_enum(msg, TAG_SIDE, Side),
+            side=_side(msg),
             ord_type=ord_type,
             order_qty=_qty(msg, TAG_ORDER_QTY),
             price_e3=price_e3,
@@ -266,7 +274,7 @@ class OrderCancelRequest:
             (TAG_ORIG_CL_ORD_ID, self.orig_cl_ord_id),
             *_optional((TAG_ORDER_ID, self.order_id)),
             *_instrument(self.security_id),
-            (TAG_SIDE, self.side),
+            (TAG_SIDE, SIDE_TO_WIRE[self.side]),
             (TAG_TRANSACT_TIME, format_utc_timestamp(self.transact_time_ns)),
         )
 
@@ -277,7 +285,7 @@ class OrderCancelRequest:
             cl_ord_id=_id(msg, TAG_CL_ORD_ID),
             orig_cl_ord_id=_id(msg, TAG_ORIG_CL_ORD_ID),
             security_id=_security_id(msg),
-            side=_enum(msg, TAG_SIDE, Side),
+            side=_side(msg),
             transact_time_ns=_transact_time(msg),
             order_id=msg.get(TAG_ORDER_ID),
         )
@@ -305,7 +313,7 @@ class OrderCancelReplaceRequest:
             (TAG_ORIG_CL_ORD_ID, self.orig_cl_ord_id),
             *_optional((TAG_ORDER_ID, self.order_id)),
             *_instrument(self.security_id),
-            (TAG_SIDE, self.side),
+            (TAG_SIDE, SIDE_TO_WIRE[self.side]),
             (TAG_ORD_TYPE, self.ord_type),
             (TAG_ORDER_QTY, str(self.order_qty)),
             *_optional((TAG_PRICE, _fmt_opt_price(self.price_e3))),
@@ -324,7 +332,7 @@ class OrderCancelReplaceRequest:
             cl_ord_id=_id(msg, TAG_CL_ORD_ID),
             orig_cl_ord_id=_id(msg, TAG_ORIG_CL_ORD_ID),
             security_id=_security_id(msg),
-            side=_enum(msg, TAG_SIDE, Side),
+            side=_side(msg),
             ord_type=ord_type,
             order_qty=_qty(msg, TAG_ORDER_QTY),
             price_e3=price_e3,
@@ -368,7 +376,7 @@ class ExecutionReport:
             (TAG_EXEC_TYPE, self.exec_type),
             (TAG_ORD_STATUS, self.ord_status),
             *_instrument(self.security_id),
-            (TAG_SIDE, self.side),
+            (TAG_SIDE, SIDE_TO_WIRE[self.side]),
             *_optional(
                 (TAG_ORDER_QTY, _fmt_opt_int(self.order_qty)),
                 (TAG_PRICE, _fmt_opt_price(self.price_e3)),
@@ -401,7 +409,7 @@ class ExecutionReport:
             exec_type=exec_type,
             ord_status=_enum(msg, TAG_ORD_STATUS, OrdStatus),
             security_id=_security_id(msg),
-            side=_enum(msg, TAG_SIDE, Side),
+            side=_side(msg),
             order_qty=_opt_qty(msg, TAG_ORDER_QTY),
             cum_qty=_qty(msg, TAG_CUM_QTY),
             leaves_qty=_qty(msg, TAG_LEAVES_QTY),

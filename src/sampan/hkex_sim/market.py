@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from sampan.market.listings import DEFAULT_LISTINGS
 from sampan.market.rules import SPREAD_TABLE_PART_A, SPREAD_TABLES
+from sampan.market.side import Side
 from sampan.matching import (
     AmendOrder,
     CancelOrder,
@@ -46,7 +47,6 @@ from sampan.matching import (
     OrderType,
     PlaceOrder,
     Rules,
-    Side,
     TimeInForce,
 )
 

@@ -46,12 +46,12 @@ from sampan.fix.messages import (
     OrderCancelRequest,
     OrdStatus,
     OrdType,
-    Side,
     TimeInForce,
     parse_business,
 )
 from sampan.hkex_sim.market import MarketUpdate
 from sampan.hkex_sim.ocg_ids import ClOrdIdMemory, IdAllocator, Throttle
+from sampan.market.side import Side
 from sampan.matching import model as m
 
 Outbound = ExecutionReport | OrderCancelReject | BusinessMessageReject
@@ -247,7 +247,7 @@ class FirmOrderEntry:
                 engine_id,
                 self.comp_id,
                 self.comp_id,
-                m.Side.BUY if nos.side is Side.BUY else m.Side.SELL,
+                Side.BUY if nos.side is Side.BUY else Side.SELL,
                 nos.order_qty,
                 0 if market or nos.price_e3 is None else nos.price_e3,
                 order_type,

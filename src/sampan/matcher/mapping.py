@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sampan.market.side import Side
 from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
@@ -42,7 +43,6 @@ from sampan.matching.model import (
     MassCancelled,
     OrderType,
     PlaceOrder,
-    Side,
     StpMode,
     TimeInForce,
 )

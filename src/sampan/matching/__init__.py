@@ -6,6 +6,7 @@
 the `Engine` with `Rules.internal()`; the HKEX simulator (`sampan.hkex_sim`) with `Rules.hkex()`.
 """
 
+from sampan.market.side import Side
 from sampan.matching.book import InvariantError
 from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument, Rules
@@ -29,7 +30,6 @@ from sampan.matching.model import (
     PlaceOrder,
     RejectReason,
     RequestKind,
-    Side,
     StpMode,
     TimeInForce,
 )

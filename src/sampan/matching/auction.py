@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3, SpreadTable
-from sampan.matching.model import Side
+from sampan.market.side import Side
 
 # At-auction orders rest at these level prices so that each side's walk from its best level
 # meets them first; their own `price_e3` stays 0.

@@ -27,6 +27,7 @@ from bisect import bisect_left, insort
 from typing import Any
 
 from sampan.market.rules import SPREAD_TABLES
+from sampan.market.side import Side
 from sampan.matching.auction import AT_AUCTION_ASK_LEVEL_E3, AT_AUCTION_BID_LEVEL_E3
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
@@ -38,7 +39,6 @@ from sampan.matching.model import (
     Fill,
     OrderStatus,
     OrderType,
-    Side,
     StpMode,
 )
 
@@ -47,6 +47,9 @@ DepthLevel = tuple[int, int, int]  # (price_e3, qty, order_count)
 # Hot-path aliases: see the module docstring.
 _new = tuple.__new__
 _BUY = Side.BUY
+# A snapshot's code of a side (snapshots written before the one Side enum carry these too).
+_SIDE_CODE = {Side.BUY: 1, Side.SELL: 2}
+_SIDE_OF = {1: Side.BUY, 2: Side.SELL}
 _ACCEPTED = ExecType.ACCEPTED
 _AMENDED = ExecType.AMENDED
 _CANCELED = ExecType.CANCELED
@@ -596,7 +599,7 @@ class OrderBook:
             "last_px_e3": self.last_px_e3,
             "orders": [
                 [
-                    o.order_id, o.account, o.member, o.side.value, o.price_e3, o.qty,
+                    o.order_id, o.account, o.member, _SIDE_CODE[o.side], o.price_e3, o.qty,
                     o.cum_qty, o.ts_ns, o.order_type.value, o.stp.value, o.status.value,
                     o.priority,
                 ]
@@ -612,7 +615,7 @@ class OrderBook:
         for row in data["orders"]:
             oid, account, member, side, price, qty, cum, ts, otype, stp, status, prio = row
             order = Order(
-                oid, account, member, Side(side), price, qty, OrderType(otype), StpMode(stp), ts
+                oid, account, member, _SIDE_OF[side], price, qty, OrderType(otype), StpMode(stp), ts
             )
             order.cum_qty = cum
             order.leaves_qty = qty - cum

@@ -28,6 +28,7 @@ from typing import Any
 
 from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3
 from sampan.market.sessions import IllegalPhaseChangeError, OrderInput, Phase
+from sampan.market.side import Side
 from sampan.matching import phases
 from sampan.matching.auction import Equilibrium
 from sampan.matching.book import DepthLevel, Order, OrderBook
@@ -50,7 +51,6 @@ from sampan.matching.model import (
     PlaceOrder,
     RejectReason,
     RequestKind,
-    Side,
     TimeInForce,
 )
 

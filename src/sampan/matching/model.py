@@ -28,6 +28,9 @@ from typing import NamedTuple
 
 from sampan.market.sessions import Phase
 
+# The venue's one Side; the engine is given BUY and SELL only (a short sale matches as a sale).
+from sampan.market.side import Side
+
 
 class _Enum(Enum):
     """Members hash by identity: `Enum.__hash__` is Python code hashing the member's name,
@@ -35,11 +38,6 @@ class _Enum(Enum):
     identity, so identity hashing is consistent with equality."""
 
     __hash__ = object.__hash__
-
-
-class Side(_Enum):
-    BUY = 1
-    SELL = 2
 
 
 class OrderType(_Enum):

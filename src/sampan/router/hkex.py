@@ -35,7 +35,6 @@ from sampan.fix.messages import (
     OrderCancelReject,
     OrderCancelRequest,
     OrdType,
-    Side,
     TimeInForce,
 )
 from sampan.router.ids import origin_of, parent_exec_id, parent_order_id
@@ -67,7 +66,6 @@ EXCHANGE_RESET = "sampan.exchange-reset"
 VENUE_REJECTED = "VENUE_REJECTED"
 TOO_LATE_TO_CANCEL = "TOO_LATE_TO_CANCEL"
 
-_SIDE = {"BUY": Side.BUY, "SELL": Side.SELL, "SELL_SHORT": Side.SELL_SHORT}
 _TIF = {"DAY": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 _END = {
     ExecType.CANCELED: Status.CANCELED,
@@ -102,7 +100,7 @@ def new_order(order: Order, cl_ord_id: str, qty: int) -> FixMessage:
     return NewOrderSingle(
         cl_ord_id=cl_ord_id,
         security_id=str(order.security),
-        side=_SIDE[str(order.side)],
+        side=order.side,
         ord_type=OrdType.MARKET if market else OrdType.LIMIT,
         order_qty=qty,
         price_e3=None if market else order.price_e3,
@@ -117,7 +115,7 @@ def cancel_order(order: Order, cl_ord_id: str, ts_ns: int) -> FixMessage:
         cl_ord_id=cl_ord_id,
         orig_cl_ord_id=order.hkex_cl_ord_ids[0],
         security_id=str(order.security),
-        side=_SIDE[str(order.side)],
+        side=order.side,
         transact_time_ns=ts_ns,
         order_id=order.venue_order_id or None,
     ).to_fix()

@@ -79,8 +79,8 @@ def arrange_hkex_book(firm: Any) -> None:
     """HKEX's best offer becomes two sells of 400 and 300 at HK$512.500 from another firm:
     it first takes the market maker's seeded offer at that price (an IOC buy matches only the
     best price), then rests its two sells. The maker does not requote (rate 0)."""
-    from sampan.fix.messages import Side as FixSide
     from sampan.fix.messages import TimeInForce as FixTif
+    from sampan.market.side import Side as FixSide
 
     firm.place("9001", FixSide.BUY, 3_000, PRICE_E3, FixTif.IOC)
     firm.place("9002", FixSide.SELL, 400, PRICE_E3, FixTif.DAY)

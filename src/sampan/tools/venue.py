@@ -50,9 +50,9 @@ from sampan.config import settings
 from sampan.errors import SampanError
 from sampan.fix.codec import FixMessage
 from sampan.fix.messages import ExecutionReport, NewOrderSingle, OrdType
-from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.fix.transport import SessionConnection
+from sampan.market.side import Side as FixSide
 from sampan.streams.liveness import is_alive, liveness_path
 
 POLL_S = 0.1

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from sampan.market.sessions import Phase
+from sampan.market.side import Side
 from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument
 from sampan.matching.model import (
@@ -34,7 +35,6 @@ from sampan.matching.model import (
     Fill,
     OrderType,
     PlaceOrder,
-    Side,
 )
 
 ORDERS_DEFAULT = 100_000

@@ -43,6 +43,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from sampan.market.side import Side
 from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument
 from sampan.matching.model import (
@@ -54,7 +55,6 @@ from sampan.matching.model import (
     ExecutionReport,
     Fill,
     PlaceOrder,
-    Side,
     TimeInForce,
 )
 

@@ -27,7 +27,6 @@ from sampan.config import Settings
 from sampan.hkex_sim.market import LiquidityConfig, ListedSecurity, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
 from sampan.market.side import Side
-from sampan.matching import Side as MarketSide
 from sampan.router import risk
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.fixlink import FixLink, LinkConfig
@@ -97,7 +96,7 @@ async def _route(
             security=700,
             account="HKMM01",
             member="MM01",
-            side=MarketSide.SELL,
+            side=Side.SELL,
             qty=resting,
             price_e3=PRICE_E3,
         )
