@@ -100,6 +100,7 @@ BENCHES: dict[str, str] = {
     "route": "sampan.tools.bench.route:run",
     "ui": "sampan.tools.bench.ui:run",
     "auction": "sampan.tools.bench.auction:run",
+    "venue": "sampan.tools.bench.venue:run",
 }
 
 
@@ -162,5 +163,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--records", type=int, default=0, help="size of the run, where it applies")
     parser.add_argument(
         "--clients", type=int, default=0, help="WebSocket clients of `bench ui` (default 1000)"
+    )
+    parser.add_argument(
+        "--rates", default="", help="`bench venue`: offered orders/s, comma separated (250,1000)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="`bench venue`: seconds per rate (default 10)"
     )
     parser.set_defaults(handler=_run)
