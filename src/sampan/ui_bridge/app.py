@@ -796,11 +796,17 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Adds headers that keep the page out of frames and other sites' scripts off it."""
+# Behind HTTPS (`sampan ui --tls`): browsers keep to HTTPS for this host for a year.
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """Adds headers that keep the page out of frames and other sites' scripts off it, and
+    HSTS when the screen is served over HTTPS."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = [*SECURITY_HEADERS, HSTS_HEADER] if hsts else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -809,7 +815,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -844,7 +850,7 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         routes.append(Mount("/", StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders, hsts=ui.secure_cookies)],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
     )

@@ -26,7 +26,30 @@ def _serve(args: argparse.Namespace) -> int:
     from sampan.ui_bridge.store import ui_schema
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return serve(settings(), ui_schema(), args.host, args.port, args.secure_cookies)
+    current = settings()
+    return serve(
+        current, ui_schema(), args.host, args.port, args.secure_cookies, _tls(args, current)
+    )
+
+
+def _tls(args: argparse.Namespace, current: Any) -> tuple[Path, Path] | None:
+    """The certificate and key `--tls` serves with: the given files, else the local stack's
+    (signed by its CA in `<state>/security/`)."""
+    if not args.tls:
+        return None
+    if args.certfile or args.keyfile:
+        if not (args.certfile and args.keyfile):
+            raise SampanError("--certfile and --keyfile go together")
+        return Path(args.certfile), Path(args.keyfile)
+    from sampan.credentials import LocalSecurity
+
+    local = LocalSecurity.of(current.state_dir)
+    if not local.present():
+        raise SampanError(
+            f"--tls without --certfile/--keyfile needs a secured local stack ({local.root} has "
+            "no certificate): give a certificate and key"
+        )
+    return local.server_cert, local.server_key
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -101,6 +124,14 @@ def register(subparsers: Any) -> None:
     ui.add_argument(
         "--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)"
     )
+    ui.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS and WSS only (Secure cookies, HSTS) with --certfile/--keyfile, or the "
+        "local stack's certificate (trust <state>/security/ca.pem)",
+    )
+    ui.add_argument("--certfile", help="PEM certificate (chain) for --tls")
+    ui.add_argument("--keyfile", help="PEM private key for --tls")
     ui.set_defaults(handler=_serve)
 
     users = subparsers.add_parser(

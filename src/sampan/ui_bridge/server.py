@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from sampan.config import Settings
@@ -108,11 +109,18 @@ def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
 
 
 def serve(
-    settings: Settings, schema: str, host: str, port: int, secure_cookies: bool = False
+    settings: Settings,
+    schema: str,
+    host: str,
+    port: int,
+    secure_cookies: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> int:
+    """Serve the screen; with `tls` (certificate and key files) over HTTPS and WSS only, with
+    Secure cookies and HSTS."""
     import uvicorn
 
-    ui, sender = make_ui(settings, schema, secure_cookies)
+    ui, sender = make_ui(settings, schema, secure_cookies or tls is not None)
     app = build_app(ui, lifespan_of(ui, sender, settings))
     config = uvicorn.Config(
         app,
@@ -126,8 +134,10 @@ def serve(
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
-    print(f"sampan ui: http://{host}:{port}/", flush=True)
+    print(f"sampan ui: {'https' if tls else 'http'}://{host}:{port}/", flush=True)
     server.run()
     return 0 if server.started else 2

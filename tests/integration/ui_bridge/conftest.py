@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -20,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "router"))
 
 from router_harness import Proc, state_dir
 
-from sampan.config import Settings
+from sampan.config import Settings, settings
+from sampan.credentials import LocalSecurity
 from sampan.ui_bridge.auth import Role
 from sampan.ui_bridge.store import Store, drop_schema, migrate
 
@@ -55,10 +57,17 @@ def free_port() -> int:
 
 
 class UiProc:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tls: bool = False) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = Proc("ui", ["sampan.cli", "ui", "--port", str(self.port)], directory)
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # Over TLS the local stack's CA is the one to trust (`sampan ui --tls`).
+        ca = LocalSecurity.of(settings().state_dir).ca_file
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca)) if tls else True
+        )
+        args = ["sampan.cli", "ui", "--port", str(self.port), *(["--tls"] if tls else [])]
+        self.proc = Proc("ui", args, directory)
         self.clients: list[httpx.Client] = []
 
     def wait_ready(self) -> None:
@@ -68,7 +77,8 @@ class UiProc:
             if self.proc.proc.poll() is not None:
                 raise AssertionError(f"sampan ui exited:\n{self.proc.tail()}")
             try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                health = httpx.get(self.url + "/api/health", timeout=2, verify=self.verify)
+                if health.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -76,7 +86,7 @@ class UiProc:
         raise AssertionError(f"sampan ui not ready within {READY_S} s:\n{self.proc.tail()}")
 
     def login(self, username: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=10)
+        client = httpx.Client(base_url=self.url, timeout=10, verify=self.verify)
         self.clients.append(client)
         response = client.post("/api/login", json={"username": username, "password": PASSWORD})
         assert response.status_code == 200, response.text
@@ -86,16 +96,16 @@ class UiProc:
         return client
 
     def ws_url(self, token: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws?token={token}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ws?token={token}"
 
 
 @pytest.fixture
-def start_ui(ui_schema: str) -> Iterator[Callable[[], UiProc]]:
+def start_ui(ui_schema: str) -> Iterator[Callable[..., UiProc]]:
     started: list[UiProc] = []
     directory = state_dir()
 
-    def start() -> UiProc:
-        ui = UiProc(directory)
+    def start(tls: bool = False) -> UiProc:
+        ui = UiProc(directory, tls)
         started.append(ui)
         ui.wait_ready()
         return ui

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from sampan import topics
@@ -7,7 +9,9 @@ from sampan.errors import ConfigError
 from sampan.stack import _port_busy
 
 
-def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A state folder of a stack created without security (a secured one adds TLS and SASL).
+    monkeypatch.setenv("SAMPAN_STATE_DIR", str(tmp_path))
     for name in (
         "SAMPAN_KAFKA_BOOTSTRAP",
         "SAMPAN_DATABASE_URL",
@@ -22,7 +26,8 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
     assert current.topic("fills") == "fills"
 
 
-def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SAMPAN_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("SAMPAN_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
     monkeypatch.setenv("SAMPAN_KAFKA_CONFIG", "security.protocol=SASL_SSL; sasl.mechanism=PLAIN")
     monkeypatch.setenv("SAMPAN_TOPIC_PREFIX", "prod.")
