@@ -102,7 +102,8 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("matcher", "router"),
-        ("ui_bridge", "router", "audit", "analytics"),
+        # The matcher reads back what it wrote only in `sampan matcher verify`.
+        ("ui_bridge", "router", "audit", "analytics", "matcher"),
     ),
     # Why the router did what it did: every request's checks, route and children, written in the
     # transaction of the router's other outputs.
@@ -124,7 +125,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("matcher", "router"),
-        ("ledger_sink", "recon", "analytics", "router"),
+        ("ledger_sink", "recon", "analytics", "router", "matcher"),
     ),
     _topic(
         "md.depth",
