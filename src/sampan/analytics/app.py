@@ -11,8 +11,9 @@ and their writes are not tied to the input offsets. Faust creates no topic (all 
 catalog).
 
 Guarantees: at-least-once, stated plainly. Faust's exactly-once mode is not relied on (its
-transaction errors are only logged); instead every output is idempotent. Trades are taken in
-bounded batches; a batch's new states are acknowledged by the broker before the batch's input
+transaction errors are only logged); instead every output is idempotent. Its consumer reads
+committed records only (`committed`): a trade in an aborted transaction is never counted.
+Trades are taken in bounded batches; a batch's new states are acknowledged by the broker before the batch's input
 offsets can be committed, so a committed offset is always covered by a durable state. A trade
 redelivered after a crash is recognised by the input offset its state already holds and counted
 once (`stats.apply`); md.stats and md.movers are compacted and keyed deterministically, and
@@ -33,6 +34,7 @@ from typing import Any
 
 import faust
 
+from sampan.analytics.committed import CommittedApp
 from sampan.analytics.movers import movers
 from sampan.analytics.stats import SessionStats, Trade, apply
 from sampan.analytics.surveillance.shell import ALERTS, Watch
@@ -105,7 +107,7 @@ def build(settings: Settings) -> faust.App:
     watch = Watch(settings)
     watch.warm_up()
     log.info("start: %d session states, %d instruments", len(held), len(reference.enabled))
-    app = faust.App(
+    app = CommittedApp(
         settings.topic(APP_ID),
         store="memory://",
         processing_guarantee="at_least_once",
