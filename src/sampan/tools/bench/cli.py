@@ -101,6 +101,7 @@ BENCHES: dict[str, str] = {
     "ui": "sampan.tools.bench.ui:run",
     "auction": "sampan.tools.bench.auction:run",
     "venue": "sampan.tools.bench.venue:run",
+    "floor": "sampan.tools.bench.floor:run",
 }
 
 

@@ -5,7 +5,8 @@ matcher, router, ledger-sink, dropcopy, recon, analytics; omd-ingest not yet, se
 prefix and ledger schema on the running stack. The bench offers crossing internal orders to
 `orders.requests` (a short sell resting, then a buy from another account taking it, 100 shares
 at the previous close of 700) at each fixed rate for a fixed time, paced by the sender, and
-reports per rate:
+first measures the floor on the same broker (`bench floor`: Kafka's EndToEndLatency tool and a
+bare transactional produce-and-commit from Python), then reports per rate:
 
 - the rate achieved (orders sent over the time they took; the pacing falls behind when the
   sender's own process does not get the CPU);
@@ -38,6 +39,7 @@ from sampan.errors import SampanError
 from sampan.market.listings import listings
 from sampan.schemas import registry
 from sampan.tools.bench.cli import percentile
+from sampan.tools.bench.floor import E2E_RECORDS, TXN_ROUNDS, run_floor
 from sampan.tools.bench.matcher_e2e import _producer
 
 RATES = (250, 1000)
@@ -348,7 +350,9 @@ def run_venue_bench(rates: tuple[int, ...], duration_s: float) -> dict[str, Any]
                 VenuePorts.free(), VenueOptions(state_dir, run_id, with_omd=OMD)
             )
         ]
-        results: dict[str, Any] = {"venue_processes": len(specs)}
+        # The floor first, on the same broker in the same run (`bench floor`).
+        results: dict[str, Any] = run_floor(current, E2E_RECORDS, TXN_ROUNDS)
+        results["venue_processes"] = len(specs)
         with Supervisor(state_dir / "logs", env) as venue:
             venue.start(specs, progress=True)
             watcher = Watcher(current)
@@ -361,18 +365,16 @@ def run_venue_bench(rates: tuple[int, ...], duration_s: float) -> dict[str, Any]
                 sent, takers, _ = _offer(current, 200, WARMUP_PAIRS * 2 / 200, "warm", price_e3)
                 _settle(watcher, ledger, sent, takers, venue.check)
                 for rate in rates:
-                    results.update(
-                        _measure(
-                            current,
-                            run_id,
-                            watcher,
-                            ledger,
-                            venue.check,
-                            rate,
-                            duration_s,
-                            price_e3,
-                        )
+                    figures = _measure(
+                        current, run_id, watcher, ledger, venue.check, rate, duration_s, price_e3
                     )
+                    # How far the venue's confirmation is from one bare transaction's p99.
+                    figures[f"venue_confirm_p99_over_floor_txn_p99_at_{rate}"] = round(
+                        figures[f"venue_confirm_ms_p99_at_{rate}"]
+                        / max(results["floor_python_txn_ms_p99"], 0.001),
+                        1,
+                    )
+                    results.update(figures)
             finally:
                 watcher.stop.set()
                 ledger.stop.set()
