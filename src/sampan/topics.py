@@ -145,7 +145,8 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         30,
         ("matcher", "omd_ingest"),
-        ("ui_bridge", "analytics", "router"),
+        # omd_ingest reads back at start the HKEX trades it committed today.
+        ("ui_bridge", "analytics", "router", "omd_ingest"),
     ),
     _topic(
         "md.stats",
