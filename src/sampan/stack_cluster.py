@@ -154,6 +154,14 @@ def _launch(settings: Settings, node: Node, libs: Path) -> int:
     return process.pid
 
 
+def _errors(log: Path, lines_max: int = 10) -> str:
+    """The log's ERROR lines (the reason a node stopped is rarely in its last lines)."""
+    if not log.exists():
+        return ""
+    errors = [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
+    return "".join(f"{line}\n" for line in errors[:lines_max])
+
+
 def _wait_brokers(settings: Settings, wanted: int) -> None:
     """Wait until the cluster's metadata lists `wanted` brokers, every node process alive."""
     from confluent_kafka import KafkaException
@@ -167,6 +175,7 @@ def _wait_brokers(settings: Settings, wanted: int) -> None:
             if node.pid() is None and node.paths.kafka_pid.exists():
                 raise StackError(
                     f"Kafka node {node.node_id} died while starting\n"
+                    + _errors(node.paths.kafka_log)
                     + stack._tail(node.paths.kafka_log)
                     + "\n"
                     + stack._tail(node.paths.kafka_stdout, 10)
