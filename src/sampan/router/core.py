@@ -429,11 +429,9 @@ class RouterCore:
         if not self._room(origin, req):
             return
         account = req.account
-        terms = risk.OrderTerms(req.side, req.security, req.market, req.price_e3, req.qty)
         limits = self.tables.accounts.get(account)
         decision = risk.check(
-            terms,
-            req.member,
+            req,
             limits,
             self.tables.instruments.get(req.security),
             self.tables.balances.get(account),
@@ -580,11 +578,12 @@ class RouterCore:
         exposure = replace(
             exposure, holds_cents=exposure.holds_cents - order.hold_cents(self.config.risk)
         )
-        terms = risk.OrderTerms(order.side, order.security, req.market, req.price_e3, req.qty)
-        terms = replace(terms, market=order.ord_type == "MARKET")
+        market = order.ord_type == "MARKET"
+        terms = risk.OrderTerms(
+            order.member, order.side, order.security, market, req.price_e3, req.qty
+        )
         decision = risk.check(
             terms,
-            order.member,
             self.tables.accounts.get(order.account),
             self.tables.instruments.get(order.security),
             self.tables.balances.get(order.account),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sampan.market.rules import PRICE_MAX_E3, PRICE_MIN_E3, SPREAD_TABLES
 from sampan.market.side import Side
@@ -112,12 +113,34 @@ class Exposure:
     sells_committed: Mapping[int, int] = field(default_factory=dict)  # security → shares
 
 
+class RiskOrder(Protocol):
+    """What `check` reads of an order: the typed `NewOrder` as it entered the router, or the
+    `OrderTerms` of an amend (the order's member, side and security; the amend's price and
+    quantity)."""
+
+    @property
+    def member(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def security(self) -> int: ...
+    @property
+    def market(self) -> bool: ...  # MARKET order: no limit price
+    @property
+    def price_e3(self) -> int: ...  # 0 for a market order
+    @property
+    def qty(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class OrderTerms:
+    """A `RiskOrder` made of its fields (an amend's terms)."""
+
+    member: str
     side: Side
     security: int
-    market: bool  # MARKET order: no limit price
-    price_e3: int  # 0 for a market order
+    market: bool
+    price_e3: int
     qty: int
 
 
@@ -213,8 +236,7 @@ class _Trail:
 
 
 def check(
-    terms: OrderTerms,
-    member: str,
+    terms: RiskOrder,
     limits: AccountLimits | None,
     instrument: InstrumentRef | None,
     balance: Balance | None,
@@ -231,9 +253,9 @@ def check(
     if not limits.enabled:
         return t.fail(RejectReason.ACCOUNT_DISABLED, "account disabled")
     t.ok(RejectReason.ACCOUNT_DISABLED, detail="account enabled")
-    if limits.member != member:
+    if limits.member != terms.member:
         return t.fail(RejectReason.MEMBER_MISMATCH, f"account belongs to {limits.member}")
-    t.ok(RejectReason.MEMBER_MISMATCH, detail=f"account belongs to {member}")
+    t.ok(RejectReason.MEMBER_MISMATCH, detail=f"account belongs to {terms.member}")
     if instrument is None:
         return t.fail(RejectReason.INSTRUMENT_UNKNOWN, f"security {terms.security} not listed")
     t.ok(RejectReason.INSTRUMENT_UNKNOWN, detail=f"security {terms.security} listed")
@@ -285,7 +307,7 @@ def check(
 
 
 def _static_checks(
-    terms: OrderTerms, instrument: InstrumentRef, config: RiskConfig, t: _Trail
+    terms: RiskOrder, instrument: InstrumentRef, config: RiskConfig, t: _Trail
 ) -> Rejected | None:
     if terms.qty <= 0:
         return t.fail(RejectReason.INVALID_QTY, f"quantity {terms.qty}", terms.qty, 1, "shares")
@@ -348,7 +370,7 @@ def _cut_loss(limits: AccountLimits, balance: Balance | None, t: _Trail) -> Reje
 
 
 def _buy(
-    terms: OrderTerms,
+    terms: RiskOrder,
     limits: AccountLimits,
     balance: Balance | None,
     exposure: Exposure,
@@ -379,7 +401,7 @@ def _buy(
 
 
 def _sell(
-    terms: OrderTerms,
+    terms: RiskOrder,
     limits: AccountLimits,
     balance: Balance | None,
     exposure: Exposure,

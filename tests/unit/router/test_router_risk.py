@@ -38,13 +38,12 @@ def decide(
     last_e3: int | None = None,
     member: str = "M1",
 ) -> Approved | Rejected:
-    return check(
-        terms, member, limits, instrument, balance, exposure or Exposure(), last_e3, CONFIG
-    )
+    terms = replace(terms, member=member)
+    return check(terms, limits, instrument, balance, exposure or Exposure(), last_e3, CONFIG)
 
 
 def buy(qty: int = 100, price_e3: int = 512_000, side: Side = Side.BUY) -> OrderTerms:
-    return OrderTerms(side, 700, False, price_e3, qty)
+    return OrderTerms("M1", side, 700, False, price_e3, qty)
 
 
 def reason(decision: Approved | Rejected) -> RejectReason:
@@ -136,12 +135,38 @@ def test_cut_loss_blocks_new_risk_but_not_selling_inventory() -> None:
 
 
 def test_market_orders_are_held_above_the_reference() -> None:
-    decision = decide(OrderTerms(Side.BUY, 700, True, 0, 100))
+    decision = decide(OrderTerms("M1", Side.BUY, 700, True, 0, 100))
     assert decision == Approved(537_600, hold_cents(537_600, 100, CONFIG))
-    assert reason(decide(OrderTerms(Side.BUY, 700, True, 1, 100))) == RejectReason.INVALID_PRICE
+    assert (
+        reason(decide(OrderTerms("M1", Side.BUY, 700, True, 1, 100))) == RejectReason.INVALID_PRICE
+    )
 
 
 def test_money_rounds_up_to_the_cent() -> None:
     assert cents_up(0) == 0 and cents_up(1) == 1 and cents_up(10) == 1 and cents_up(11) == 2
     # 1 share at HK$0.011: 11 e3 → 2 cents, margin 0.0022 e3 → 1 cent.
     assert hold_cents(11, 1, CONFIG) == 3
+
+
+def test_check_takes_the_typed_request_as_it_entered_the_router() -> None:
+    from sampan.router.mapping import NewOrder
+    from sampan.router.orders import Route
+
+    request = NewOrder(
+        command_id="c1",
+        account="A1",
+        member="M1",
+        security=700,
+        cl_ord_id="C1",
+        side=Side.BUY,
+        ord_type="LIMIT",
+        time_in_force="DAY",
+        price_e3=512_000,
+        qty=100,
+        route=Route.INTERNAL,
+        ts_ns=1,
+    )
+    assert check(request, LIMITS, TENCENT, CASH, Exposure(), None, CONFIG) == decide(buy())
+    other_firm = replace(request, member="M2")
+    decision = check(other_firm, LIMITS, TENCENT, CASH, Exposure(), None, CONFIG)
+    assert reason(decision) == RejectReason.MEMBER_MISMATCH

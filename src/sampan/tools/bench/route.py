@@ -154,13 +154,13 @@ def risk_check_us(checks: int) -> dict[str, float]:
     exposure = risk.Exposure(1_000_000, {700: 1_000})
     config = risk.RiskConfig()
     terms = [
-        risk.OrderTerms(Side.BUY if n % 2 else Side.SELL, 700, False, PRICE_E3, 100)
+        risk.OrderTerms("M1", Side.BUY if n % 2 else Side.SELL, 700, False, PRICE_E3, 100)
         for n in range(64)
     ]
     samples: list[float] = []
     for n in range(checks):
         t0 = time.perf_counter_ns()
-        risk.check(terms[n % 64], "M1", limits, instrument, balance, exposure, None, config)
+        risk.check(terms[n % 64], limits, instrument, balance, exposure, None, config)
         samples.append((time.perf_counter_ns() - t0) / 1e3)
     return {
         "risk_check_us_p50": _percentile(samples, 0.50),
