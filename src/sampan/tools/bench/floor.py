@@ -53,7 +53,7 @@ def parse_tool_output(text: str) -> dict[str, float]:
 def _topic(current: Settings, name: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(current.kafka())
+    admin = AdminClient(profiles.admin(current))
     futures = admin.create_topics(
         [NewTopic(name, 1, current.replication_factor)], operation_timeout=ADMIN_TIMEOUT_S
     )
@@ -68,7 +68,9 @@ def _topic(current: Settings, name: str) -> None:
 def _delete(current: Settings, name: str) -> None:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(current.kafka())  # held until the answer: a dropped client aborts it
+    admin = AdminClient(
+        profiles.admin(current)
+    )  # held until the answer: a dropped client aborts it
     for future in admin.delete_topics([name], operation_timeout=ADMIN_TIMEOUT_S).values():
         future.result(timeout=ADMIN_TIMEOUT_S)
 

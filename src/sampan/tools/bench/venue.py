@@ -40,6 +40,7 @@ from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.market.listings import listings
 from sampan.schemas import registry
+from sampan.streams import profiles
 from sampan.tools.bench.cli import percentile
 from sampan.tools.bench.floor import E2E_RECORDS, TXN_ROUNDS, run_floor
 from sampan.tools.bench.matcher_e2e import _producer
@@ -101,18 +102,7 @@ class Watcher(threading.Thread):
         self.stop = threading.Event()
         self.assigned = threading.Event()
         self._current = current
-        self.consumer = Consumer(
-            current.kafka(
-                **{
-                    "group.id": f"bench-venue-{uuid.uuid4().hex[:8]}",
-                    "isolation.level": "read_committed",
-                    "auto.offset.reset": "earliest",
-                    "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 100,
-                    "socket.nagle.disable": True,
-                }
-            )
-        )
+        self.consumer = Consumer(profiles.follower(current, f"bench-venue-{uuid.uuid4().hex[:8]}"))
         self.consumer.subscribe([current.topic("orders.events"), current.topic("fills")])
 
     def run(self) -> None:
@@ -175,7 +165,7 @@ def _lag(current: Settings, schema: str) -> dict[str, int]:
     """Records each agent has yet to take in: end offsets minus committed offsets."""
     from sampan.ledger_sink import db
 
-    probe = Consumer(current.kafka(**{"group.id": f"bench-venue-lag-{uuid.uuid4().hex[:6]}"}))
+    probe = Consumer(profiles.lookup(current, f"bench-venue-lag-{uuid.uuid4().hex[:6]}"))
     try:
         lags = {}
         for agent, group, topic in (
@@ -188,7 +178,7 @@ def _lag(current: Settings, schema: str) -> dict[str, int]:
                 p: probe.get_watermark_offsets(TopicPartition(name, p), KAFKA_TIMEOUT_S)[1]
                 for p in parts
             }
-            reader = Consumer(current.kafka(**{"group.id": current.topic(group)}))
+            reader = Consumer(profiles.lookup(current, current.topic(group)))
             try:
                 committed = reader.committed(
                     [TopicPartition(name, p) for p in parts], KAFKA_TIMEOUT_S
