@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from sampan.config import Settings
 from sampan.market.listings import SPREAD_TABLE_CODES, listings
@@ -160,6 +160,8 @@ class MatcherAgent:
         snapshots = load_snapshots(self.settings, set(numbers))
         starts: dict[tuple[str, int], int] = {}
         for tp in committed:
+            if tp.error is not None:  # unknown, not absent: never rebuild to the wrong offset
+                raise KafkaException(tp.error)
             snapshot = snapshots.get(tp.partition)
             if tp.offset >= 0:
                 target = tp.offset

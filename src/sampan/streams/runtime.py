@@ -16,8 +16,10 @@ Guarantees, for an agent whose handler is a pure function of its state and input
 - every transaction call has a deadline the process enforces itself, and a retriable error is
   retried in one place (`streams.txn`); a broker restart costs an abort and a rewind, not the
   process; a producer fenced by the broker's own abort of a timed-out transaction (the broker
-  was away longer than the transaction timeout) is replaced by a new one that takes the
-  transactional id over. A loop that has input waiting and commits nothing for
+  was away longer than the transaction timeout), or one whose call hung past its deadline
+  (librdkafka #5456), is replaced by a new one that takes the transactional id over (at most
+  `PRODUCER_RENEWALS_MAX` times per `PRODUCER_RENEWAL_WINDOW_S`). A loop that has input
+  waiting and commits nothing for
   `stall_timeout_s` logs CRITICAL and exits with `liveness.EXIT_STALLED`; while it is healthy
   it touches a liveness file (`liveness.liveness_path`) that a supervisor watches;
 - a record polled before a rebalance that ran during the same fetch is dropped, never handled:
@@ -57,9 +59,9 @@ from sampan.config import Settings
 from sampan.schemas import SchemaError, registry
 from sampan.streams import profiles
 from sampan.streams.letters import dead_letter, produce_waiting
-from sampan.streams.liveness import Liveness, liveness_path
+from sampan.streams.liveness import CallHung, Liveness, die, liveness_path
 from sampan.streams.metrics import AgentMetrics
-from sampan.streams.txn import Transactions
+from sampan.streams.txn import FENCED_ERRORS, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +69,6 @@ log = logging.getLogger(__name__)
 # fault): its input is dead-lettered.
 RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 REWIND_PAUSE_S = 1.0
-# Fatal producer errors seen after a broker restart, caused by the broker's own abort of our
-# timed-out transaction, not by another instance (see `AgentRunner._renew_producer`): fenced,
-# or an abort refused as INVALID_TXN_STATE because the broker already aborted.
-FENCED_ERRORS = frozenset(
-    {
-        KafkaError._FENCED,
-        KafkaError.PRODUCER_FENCED,
-        KafkaError.INVALID_PRODUCER_EPOCH,
-        KafkaError.INVALID_PRODUCER_ID_MAPPING,
-        KafkaError.INVALID_TXN_STATE,
-    }
-)
 PRODUCER_RENEWALS_MAX = 3
 PRODUCER_RENEWAL_WINDOW_S = 600.0
 
@@ -183,12 +173,21 @@ class _Stop:
 
 
 def consumer_config(settings: Settings, group: str, config: AgentConfig) -> dict[str, object]:
+    # Not a static member (no instance id for group.instance.id): a static member was fenced
+    # by its own earlier membership after a broker restart (FENCED_INSTANCE_ID, which
+    # librdkafka makes a fatal consumer error), so the process died. A dynamic member rejoins
+    # after an UNKNOWN_MEMBER_ID; a restarted instance waits at most the session timeout for
+    # its predecessor's partitions. The client id names the instance.
     return profiles.group_consumer(
         settings,
         group,
-        str(config.instance_id),
+        None,
         session_timeout_ms=config.session_timeout_ms,
-        **{"statistics.interval.ms": 5_000, **config.extra_consumer},
+        **{
+            "statistics.interval.ms": 5_000,
+            "client.id": f"{group}-{config.instance_id}",
+            **config.extra_consumer,
+        },
     )
 
 
@@ -318,10 +317,17 @@ class AgentRunner:
             idle_since = time.monotonic()
             try:
                 self._process(messages)
+            except CallHung as hung:
+                if not self._renewals_left():
+                    die(f"{self.agent.name}: {hung}, and the producer was renewed too often")
+                self._renew_producer(f"a transaction call hung: {hung}", hung=True)
             except KafkaException as exception:
                 if not self._renewable(exception):
                     raise
-                self._renew_producer(exception)
+                self._renew_producer(
+                    f"the producer was fenced ({exception.args[0]}): a broker that was away "
+                    "aborts a transaction past its timeout"
+                )
 
     def _renewable(self, exception: KafkaException) -> bool:
         """A fenced producer, at most PRODUCER_RENEWALS_MAX times per window: see
@@ -329,26 +335,31 @@ class AgentRunner:
         error = exception.args[0] if exception.args else None
         if not isinstance(error, KafkaError) or error.code() not in FENCED_ERRORS:
             return False
+        return self._renewals_left()
+
+    def _renewals_left(self) -> bool:
         now = time.monotonic()
         self._renewals = [t for t in self._renewals if now - t < PRODUCER_RENEWAL_WINDOW_S]
         return len(self._renewals) < PRODUCER_RENEWALS_MAX
 
-    def _renew_producer(self, exception: KafkaException) -> None:
-        """A broker that was away longer than `transaction.timeout.ms` aborts our open
-        transaction when it comes back and bumps the producer epoch; librdkafka then reports
-        our producer as fenced (fatal) although no other instance exists. Take the
-        transactional id over with a new producer (`init_transactions` fences the old one),
-        rewind and go on: the process is not fenced out by its own earlier self."""
+    def _renew_producer(self, why: str, hung: bool = False) -> None:
+        """Take the transactional id over with a new producer (`init_transactions` fences the
+        old one and aborts its open transaction), rewind and go on: the process is not
+        fenced out by its own earlier self. Two causes: a broker that was away longer than
+        `transaction.timeout.ms` aborts our open transaction when it comes back and bumps the
+        producer epoch, and librdkafka then reports our producer as fenced (fatal) although no
+        other instance exists; or a call hung past its deadline (`hung`: librdkafka #5456;
+        the old producer stays with its stuck thread, fenced, and is never used again)."""
         self._renewals.append(time.monotonic())
         log.error(
-            "%s: the producer was fenced (%s); taking the transactional id over with a new "
-            "producer (a broker that was away aborts a transaction past its timeout)",
-            self.agent.name,
-            exception.args[0],
+            "%s: %s; taking the transactional id over with a new producer", self.agent.name, why
         )
         old = self.producer
-        with contextlib.suppress(KafkaException, TimeoutError):
-            self.liveness.bounded("purge", old.purge, self.config.commit_timeout_s)
+        if not hung:
+            with contextlib.suppress(KafkaException, TimeoutError):
+                self.liveness.bounded(
+                    "purge", old.purge, self.config.commit_timeout_s, abandon=True
+                )
         self.producer = Producer(producer_config(self.settings, self.group, self.config))
         self.txn.producer = self.producer
         self.txn.init(self.config.stall_timeout_s)
@@ -535,6 +546,8 @@ class AgentRunner:
             return
         committed = self.consumer.committed(assignment, timeout=self.config.commit_timeout_s)
         for tp in committed:
+            if tp.error is not None:  # not known now (a coordinator still loading): retry
+                raise KafkaException(tp.error)
             pair = (self._unprefix.get(tp.topic, tp.topic), tp.partition)
             offset = tp.offset if tp.offset >= 0 else self._starts.get(pair, OFFSET_BEGINNING)
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))

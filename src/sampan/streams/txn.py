@@ -3,7 +3,10 @@ retriable error retried, every abortable error aborted.
 
 - Each call (`init_transactions`, `begin_transaction`, `send_offsets_to_transaction`,
   `commit_transaction`, `abort_transaction`) runs through `Liveness.bounded`: if librdkafka does
-  not return within the call's timeout plus a grace, the process logs CRITICAL and exits
+  not return within the call's timeout plus a grace, the call is abandoned and
+  `liveness.CallHung` raised, for the caller to replace the producer (librdkafka #5456:
+  `send_offsets_to_transaction` can hang for good after a broker restart); a hung
+  `init_transactions` has nothing to fall back on, so the process logs CRITICAL and exits
   (`liveness.EXIT_STALLED`) for its supervisor to restart it.
 - A call that fails with a retriable error is repeated on its own (the library's contract:
   repeat the call that failed, not the ones before it) until `retry_for_s` has passed since
@@ -31,6 +34,19 @@ from sampan.streams.liveness import Liveness
 
 log = logging.getLogger(__name__)
 
+# Fatal producer errors seen after a broker restart, caused by the broker's own abort of our
+# timed-out transaction, not by another instance: fenced, or an abort refused as
+# INVALID_TXN_STATE because the broker already aborted. The caller takes its transactional id
+# over with a new producer (`renew`), a bounded number of times.
+FENCED_ERRORS = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError.INVALID_TXN_STATE,
+    }
+)
 RETRY_FOR_S = 300.0
 RETRY_PAUSE_S = 0.5
 INIT_RETRY_PAUSE_S = 1.0
@@ -41,6 +57,13 @@ T = TypeVar("T")
 def retriable(error: KafkaException) -> bool:
     first = error.args[0] if error.args else None
     return isinstance(first, KafkaError) and first.retriable() and not first.fatal()
+
+
+def fenced(error: KafkaException) -> bool:
+    """The producer was fenced, by the broker's abort of a timed-out transaction or by
+    another instance (see `FENCED_ERRORS`)."""
+    first = error.args[0] if error.args else None
+    return isinstance(first, KafkaError) and first.code() in FENCED_ERRORS
 
 
 def requires_abort(error: KafkaException) -> bool:
@@ -124,7 +147,7 @@ class Transactions:
         while True:
             attempt += 1
             try:
-                return self.liveness.bounded(what, call, self.timeout_s)
+                return self.liveness.bounded(what, call, self.timeout_s, abandon=True)
             except KafkaException as error:
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure

@@ -351,7 +351,7 @@ def owned_by(settings: Settings, instance: str) -> list[int]:
     admin = AdminClient(settings.kafka())
     description = admin.describe_consumer_groups([group])[group].result(timeout=10)
     for member in description.members:
-        if member.group_instance_id == f"{group}-{instance}":
+        if member.client_id == f"{group}-{instance}":
             return [tp.partition for tp in member.assignment.topic_partitions]
     raise AssertionError(f"instance {instance} is not in {group}")
 

@@ -37,18 +37,11 @@ from sampan.config import Settings, settings
 from sampan.errors import StackError
 from sampan.hkex_sim.market import LiquidityConfig, Market
 from sampan.hkex_sim.ocg_gateway import FirmConfig, Gateway, GatewayConfig
-from sampan.matching import Side
+from sampan.market.rules import LOTS_PER_ORDER_MAX
+from sampan.matching import ExecType, Side
 from sampan.schemas import registry
 
 pytestmark = [
-    # Opt-in until it passes: on the reference machine the restarted broker takes 60-150 s to
-    # answer, the matcher's send_offsets_to_transaction then hangs past its deadline (the
-    # watchdog exits 70, librdkafka #5456), and the router's static consumer is fenced by its
-    # own earlier membership; with a supervisor both come back, without one they stay down.
-    pytest.mark.skipif(
-        os.environ.get("SAMPAN_BROKER_RESTART_TEST") != "1",
-        reason="kills a private broker; set SAMPAN_BROKER_RESTART_TEST=1 (known to fail, above)",
-    ),
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.timeout(600),
@@ -137,18 +130,25 @@ class Exchange:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)  # type: ignore[arg-type]
 
     def rest_sell(self, qty: int) -> None:
-        async def place() -> None:
-            self.market.place(
+        """Sells that every HKEX buy of the stream trades against, in orders of at most
+        `LOTS_PER_ORDER_MAX` lots (HKEX refuses larger ones)."""
+
+        async def place(part: int) -> None:
+            (accepted, *_) = self.market.place(
                 ts_ns=time.time_ns(),
                 security=TENCENT.security,
                 account=HKEX_MAKER,
                 member="MM01",
                 side=Side.SELL,
-                qty=qty,
+                qty=part,
                 price_e3=PRICE_E3,
             )
+            assert accepted.exec_type is ExecType.ACCEPTED, accepted
 
-        self._run(place())
+        part_max = LOTS_PER_ORDER_MAX * TENCENT.board_lot
+        while qty > 0:
+            self._run(place(min(qty, part_max)))
+            qty -= part_max
 
     def close(self) -> None:
         self._run(self.gateway.close())
@@ -221,7 +221,7 @@ def test_broker_restart_loses_and_duplicates_nothing(
     directory = tmp_path / "procs"
     directory.mkdir(parents=True)
     exchange = Exchange(directory / "sim")
-    exchange.rest_sell(10_000_000)
+    exchange.rest_sell(3_000_000)
     publish(
         current,
         "reference.accounts",
@@ -299,9 +299,18 @@ def test_broker_restart_loses_and_duplicates_nothing(
                     f"{proc.args[0]} exited ({proc.proc.returncode if proc.proc else None}) "
                     f"after the broker restart:\n{proc.tail()}"
                 )
-            assert time.monotonic() < deadline, "\n".join(
-                f"--- {p.args[0]}\n{p.tail()}" for p in procs
-            )
+            if time.monotonic() > deadline:
+                fills = read_all(current, "fills", "Fill")
+                copies = read_all(current, "hkex.dropcopy", "DropCopyExecution")
+                events = read_all(current, "orders.events", "ExecutionReport")
+                raise AssertionError(
+                    f"not settled within {SETTLE_TIMEOUT_S:.0f} s: {len(fills)} fills of "
+                    f"{pairs + hkex} ({Counter(f['venue'] for f in fills)}), "
+                    f"{len(copies)} drop copies of {2 * hkex} "
+                    f"({Counter(c['exec_type'] for c in copies)}), reports "
+                    f"{Counter((e['venue'], e['exec_type']) for e in events)}\n"
+                    + "\n".join(f"--- {p.log.stem}\n{p.tail()}" for p in procs)
+                )
             time.sleep(1.0)
         time.sleep(3.0)  # a duplicate committed late would show up now
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPar
 
 from sampan.config import settings
 from sampan.schemas import registry
-from sampan.streams import runtime
+from sampan.streams import liveness, runtime
 from sampan.streams.runtime import AgentConfig, AgentRunner, InRecord, Output
 from sampan.tools.records import order_command
 
@@ -50,6 +52,7 @@ class FakeConsumer:
         self.assigned: list[TopicPartition] | None = None
         self.committed_offsets: list[TopicPartition] = []
         self.seeks: list[TopicPartition] = []
+        self.positions: list[TopicPartition] = []
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         return self.consumes.pop(0)() if self.consumes else []
@@ -70,7 +73,7 @@ class FakeConsumer:
         self.seeks.append(tp)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return []
+        return self.positions
 
     def consumer_group_metadata(self) -> object:
         return object()
@@ -219,7 +222,7 @@ def test_a_fenced_producer_is_renewed_a_bounded_number_of_times(
         first = runner.producer
         with pytest.raises(KafkaException):
             runner._process([command_message(runner, 0, 3)])
-        runner._renew_producer(fenced)
+        runner._renew_producer("fenced")
         assert runner.producer is not first and runner.txn.producer is runner.producer
         assert runner.producer.transactions == ["init"]
         assert agent.resets == renewal
@@ -251,3 +254,33 @@ def test_start_offsets_from_the_agent_apply_on_assign_and_on_rewind(runner: Agen
     runner._rewind()
     assert [(tp.partition, tp.offset) for tp in consumer.seeks] == [(0, 9), (1, 42)]
     assert agent.resets == 1
+
+
+def test_a_hung_transaction_call_renews_the_producer_and_redoes_the_batch(
+    runner: AgentRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """librdkafka #5456 after a broker restart: send_offsets_to_transaction never returns. The
+    process does not wait for it, and does not exit: a new producer takes the transactional id
+    over (fencing the stuck one), the inputs rewind and the loop goes on."""
+    monkeypatch.setattr(liveness, "CALL_GRACE_S", 0.05)
+    runner.config = replace(runner.config, commit_timeout_s=0.1)
+    runner.txn.timeout_s = 0.1
+    agent: FakeAgent = runner.agent
+    consumer: FakeConsumer = runner.consumer
+    release = threading.Event()
+
+    class Hangs(FakeProducer):
+        def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
+            release.wait(10)
+
+    stuck = Hangs()
+    runner.producer = runner.txn.producer = stuck
+    consumer.positions = [TopicPartition(runner.settings.topic(INPUT), 0, 4)]
+    consumer.consumes = [lambda: [command_message(runner, 0, 3)]]
+    runner.config = replace(runner.config, max_batches=1, idle_exit_s=0.5)
+    try:
+        runner._loop()
+    finally:
+        release.set()
+    assert runner.producer is not stuck and runner.producer.transactions[0] == "init"
+    assert agent.resets == 1 and len(runner._renewals) == 1

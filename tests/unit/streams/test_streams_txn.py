@@ -16,7 +16,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from sampan.streams import liveness as liveness_module
 from sampan.streams import txn as txn_module
-from sampan.streams.liveness import EXIT_STALLED, Liveness, is_alive, stale_after_s
+from sampan.streams.liveness import (
+    EXIT_STALLED,
+    CallHung,
+    Liveness,
+    is_alive,
+    stale_after_s,
+)
 from sampan.streams.txn import Transactions
 
 
@@ -133,7 +139,11 @@ def test_init_retries_retriable_errors_until_its_deadline(monkeypatch: pytest.Mo
         txn.init(0.2)
 
 
-def test_a_call_past_its_deadline_is_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transaction_call_past_its_deadline_is_abandoned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """librdkafka #5456: the call is left to its stuck thread and `CallHung` raised, for the
+    caller to replace the producer; the next calls run on a new worker."""
     monkeypatch.setattr(liveness_module, "CALL_GRACE_S", 0.05)
     release = threading.Event()
 
@@ -142,10 +152,29 @@ def test_a_call_past_its_deadline_is_a_stall(monkeypatch: pytest.MonkeyPatch) ->
             release.wait(10)  # librdkafka #5456: ignores its timeout
 
     txn, stalls = _txn(Hangs(), timeout_s=0.1)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(CallHung, match="send_offsets_to_transaction"):
         txn.commit(OFFSETS, object())
+    assert not stalls.reasons and txn.liveness.abandoned == 1
+    txn.producer = ScriptedProducer()
+    assert txn.commit(OFFSETS, object()) is True, "a new worker serves the next calls"
     release.set()
-    assert stalls.reasons and "send_offsets_to_transaction" in stalls.reasons[0]
+
+
+def test_a_call_past_its_deadline_that_cannot_be_abandoned_is_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(liveness_module, "CALL_GRACE_S", 0.05)
+    release = threading.Event()
+
+    class Hangs(ScriptedProducer):
+        def init_transactions(self, timeout: float) -> None:
+            release.wait(10)
+
+    txn, stalls = _txn(Hangs())
+    with pytest.raises(TimeoutError):
+        txn.init(0.1)
+    release.set()
+    assert stalls.reasons and "init_transactions" in stalls.reasons[0]
 
 
 def test_the_watchdog_acts_without_beats_and_the_file_goes_stale(tmp_path: Path) -> None:
