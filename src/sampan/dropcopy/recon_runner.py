@@ -52,8 +52,11 @@ _SCHEMAS = {DROPCOPY: "DropCopyExecution", FILLS: "Fill", BREAKS: "ReconBreak"}
 GRACE_S_DEFAULT = 10.0
 POLL_S = 0.2
 BATCH_MAX = 500
-READ_TIMEOUT_S = 60.0
+# A broker restarting on a loaded machine can take minutes to answer again: reads and
+# deliveries wait that long before the process gives up (and its supervisor restarts it).
+READ_TIMEOUT_S = 180.0
 FLUSH_TIMEOUT_S = 30.0
+BROKER_WAIT_S = 300.0
 _HKT = timedelta(hours=8)
 
 
@@ -208,9 +211,14 @@ class ReconRunner:
         self.settings = settings
         self.day = day
         self.reconciler = Reconciler(int(grace_s * 1e9))
-        self.producer = Producer(profiles.producer(settings, linger_ms=5))
+        # A break outlives the longest wait for the broker (`_flush`) in the queue.
+        timeout_ms = int((BROKER_WAIT_S + 2 * FLUSH_TIMEOUT_S) * 1000)
+        self.producer = Producer(
+            profiles.producer(settings, linger_ms=5, **{"message.timeout.ms": timeout_ms})
+        )
         self._stop = threading.Event()
         self.published = 0
+        self._undelivered: list[str] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -246,16 +254,39 @@ class ReconRunner:
                 "ts_ns": brk.ts_ns,
             }
             self.producer.produce(
-                topic, registry().encode("ReconBreak", value), brk.exec_id.encode()
+                topic,
+                registry().encode("ReconBreak", value),
+                brk.exec_id.encode(),
+                on_delivery=self._delivered,
             )
             log.info("recon: %s %s %s (%s)", brk.status, brk.kind, brk.exec_id, brk.detail)
         if breaks:
-            remaining = self.producer.flush(FLUSH_TIMEOUT_S)
-            if remaining:
-                raise KafkaException(
-                    KafkaError(KafkaError._TIMED_OUT, f"{remaining} breaks unsent")
-                )
+            self._flush()
             self.published += len(breaks)
+
+    def _delivered(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self._undelivered.append(f"{message.key()!r}: {error}")
+
+    def _flush(self) -> None:
+        """Wait until every break is delivered. While the broker is away (a restart) that
+        takes as long as its absence: keep waiting, up to `BROKER_WAIT_S`, then fail (the
+        restarted process rebuilds its state from the logs and publishes again). A break
+        the client gave up on also fails the process, so none is taken as published."""
+        deadline = time.monotonic() + BROKER_WAIT_S
+        while remaining := self.producer.flush(FLUSH_TIMEOUT_S):
+            if time.monotonic() > deadline:
+                raise KafkaException(
+                    KafkaError(
+                        KafkaError._TIMED_OUT,
+                        f"{remaining} breaks unsent after {BROKER_WAIT_S:.0f} s",
+                    )
+                )
+            log.warning("recon: %d breaks not delivered yet (is the broker away?)", remaining)
+        if self._undelivered:
+            raise KafkaException(
+                KafkaError(KafkaError._MSG_TIMED_OUT, f"breaks undelivered: {self._undelivered}")
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,15 @@ Guarantees:
 - The producer's local queue is bounded (``QUEUE_MESSAGES_MAX``); when full, ``publish``
   polls for deliveries for at most ``BLOCK_S_MAX`` and then drops the record, counting and
   logging it, rather than growing without limit.
-- A failed commit is retried as the transactional API allows: a retriable error retries the
-  commit, an abortable one aborts and produces the turn's records again in a new transaction
-  (at most ``COMMIT_ATTEMPTS_MAX`` times); a fatal error raises ``SinkFailed``, which stops
-  the process (a restart recovers).
+- Transactions are driven by ``streams.txn`` (every call bounded, retriable errors retried
+  in that one place). A commit that fails is redone until it succeeds or ``BROKER_WAIT_S``
+  has passed, so a broker restart costs a wait, not the process: an abortable error aborts
+  and produces the turn's records again in a new transaction; a producer fenced by the
+  broker's own abort of a transaction that outlived its timeout, or one whose call hung
+  (librdkafka #5456), is replaced by a new producer that takes the transactional id over (at
+  most ``RENEWALS_MAX`` times per ``RENEWAL_WINDOW_S``), and the records are produced again.
+  Anything else, or a broker away for longer, raises ``SinkFailed``, which stops the process
+  (a restart recovers).
 - Each delivery acknowledgement records the time from the packet's SendTime to the ack in a
   bounded sample (``LATENCY_SAMPLES_MAX``), for the benchmark and the status line.
 
@@ -62,6 +67,8 @@ from sampan.omd_ingest.book import Level
 from sampan.omd_ingest.feed import DepthOut, InstrumentOut, Output, StatsOut, TradeOut
 from sampan.schemas import SchemaError, registry
 from sampan.streams import profiles
+from sampan.streams.liveness import CallHung, Liveness
+from sampan.streams.txn import Transactions, fenced
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +79,11 @@ FLUSH_TIMEOUT_S = 30.0
 SPREAD_TABLE_NAMES = {"01": "01"}  # OMD-C SpreadTableCode -> Instrument.spread_table
 TXN_TIMEOUT_S = 30.0
 COMMIT_INTERVAL_S_DEFAULT = 0.05
-COMMIT_ATTEMPTS_MAX = 3
+# How long a commit (or the start) waits for a broker that is away: a restart on a loaded
+# machine has taken minutes.
+BROKER_WAIT_S = 300.0
+RENEWALS_MAX = 3
+RENEWAL_WINDOW_S = 600.0
 RECOVER_TIMEOUT_S = 60.0
 HEADER_SEQ = "omd.seq"
 HEADER_CHANNEL = "omd.channel"
@@ -141,9 +152,18 @@ class KafkaSink:
         self._txn_started = 0.0
         self.channel_id = channel_id
         self.transactional_id = settings.topic(f"omd-ingest.{channel_id}")
-        self.producer = Producer(producer_config(settings, linger_ms, self.transactional_id))
+        self._config = producer_config(settings, linger_ms, self.transactional_id)
+        self.producer = Producer(self._config)
+        self.txn = Transactions(
+            self.producer,
+            self.transactional_id,
+            Liveness(self.transactional_id, BROKER_WAIT_S),
+            TXN_TIMEOUT_S,
+            retry_for_s=BROKER_WAIT_S,
+        )
+        self._renewals: list[float] = []
         try:
-            self.producer.init_transactions(TXN_TIMEOUT_S)
+            self.txn.init(BROKER_WAIT_S)
         except KafkaException as exc:
             raise SinkFailed(
                 f"cannot start transactions as {self.transactional_id}: {exc}"
@@ -203,7 +223,7 @@ class KafkaSink:
 
     def _begin(self) -> None:
         try:
-            self.producer.begin_transaction()
+            self.txn.begin()
         except KafkaException as exc:
             raise SinkFailed(f"begin_transaction: {exc}") from exc
         self._in_txn = True
@@ -213,31 +233,49 @@ class KafkaSink:
         """Commit the open transaction, if any (see the module's guarantees for errors)."""
         if not self._in_txn:
             return
-        for attempt in range(1, COMMIT_ATTEMPTS_MAX + 1):
+        deadline = time.monotonic() + BROKER_WAIT_S
+        while True:
             try:
-                self.producer.commit_transaction(TXN_TIMEOUT_S)
-                break
+                if self.txn.commit():
+                    break
+                why = "aborted"
+            except CallHung as hung:
+                why = self._renew(str(hung))
             except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal() or attempt == COMMIT_ATTEMPTS_MAX:
+                if not fenced(exc):
                     raise SinkFailed(f"commit_transaction: {exc}") from exc
-                log.warning("kafka commit attempt %d failed: %s", attempt, exc)
-                if error.retriable():
-                    continue
-                if not error.txn_requires_abort():
-                    raise SinkFailed(f"commit_transaction: {exc}") from exc
-                self._redo()
+                why = self._renew(f"fenced: {exc}")
+            if time.monotonic() > deadline:
+                raise SinkFailed(f"not committed within {BROKER_WAIT_S:.0f} s ({why})")
+            log.warning("kafka: transaction %s; producing its records again", why)
+            self._redo()
         self._in_txn = False
         self._txn_records.clear()
         self.commits += 1
 
-    def _redo(self) -> None:
-        """Abort the transaction and produce its records again in a new one."""
+    def _renew(self, why: str) -> str:
+        """Take the transactional id over with a new producer: its `init_transactions` fences
+        the old one (fenced by the broker's abort of a timed-out transaction, or stuck in a
+        call) and aborts its open transaction."""
+        now = time.monotonic()
+        self._renewals = [t for t in self._renewals if now - t < RENEWAL_WINDOW_S]
+        if len(self._renewals) >= RENEWALS_MAX:
+            raise SinkFailed(f"{why}; the producer was renewed {RENEWALS_MAX} times already")
+        self._renewals.append(now)
+        log.error("kafka: %s; taking the transactional id over with a new producer", why)
+        self.producer = self.txn.producer = Producer(self._config)
         try:
-            self.producer.abort_transaction(TXN_TIMEOUT_S)
-            self.producer.begin_transaction()
+            self.txn.init(BROKER_WAIT_S)
         except KafkaException as exc:
-            raise SinkFailed(f"abort and begin again: {exc}") from exc
+            raise SinkFailed(f"init_transactions of a new producer: {exc}") from exc
+        return why
+
+    def _redo(self) -> None:
+        """Produce the aborted transaction's records again in a new one."""
+        try:
+            self.txn.begin()
+        except KafkaException as exc:
+            raise SinkFailed(f"begin again: {exc}") from exc
         for topic, key, value, send_ns, headers in self._txn_records:
             self._produce(topic, key, value, send_ns, headers)
 

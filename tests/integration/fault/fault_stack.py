@@ -27,9 +27,11 @@ from sampan.errors import StackError
 # Below the kernel's ephemeral range (32768-60999 here): while the broker is down, a client
 # reconnecting to a port inside that range can be given that very port as its own, connect to
 # itself (TCP simultaneous open) and hold it, and the broker then cannot bind it again.
-KAFKA_PORT = 29092
-KAFKA_CONTROLLER_PORT = 29093
-PG_PORT = 25432
+# SAMPAN_FAULT_PORT_OFFSET moves all three, so that two runs on one machine do not meet.
+_OFFSET = int(os.environ.get("SAMPAN_FAULT_PORT_OFFSET") or 0)
+KAFKA_PORT = 29092 + _OFFSET
+KAFKA_CONTROLLER_PORT = 29093 + _OFFSET
+PG_PORT = 25432 + _OFFSET
 START_TRIES = 5
 START_PAUSE_S = 2.0
 STACK_CLI_TIMEOUT_S = 240.0
