@@ -152,8 +152,8 @@ class KafkaSink:
         self._txn_started = 0.0
         self.channel_id = channel_id
         self.transactional_id = settings.topic(f"omd-ingest.{channel_id}")
-        self._config = producer_config(settings, linger_ms, self.transactional_id)
-        self.producer = Producer(self._config)
+        self._linger_ms = linger_ms
+        self.producer = Producer(producer_config(settings, linger_ms, self.transactional_id))
         self.txn = Transactions(
             self.producer,
             self.transactional_id,
@@ -263,7 +263,9 @@ class KafkaSink:
             raise SinkFailed(f"{why}; the producer was renewed {RENEWALS_MAX} times already")
         self._renewals.append(now)
         log.error("kafka: %s; taking the transactional id over with a new producer", why)
-        self.producer = self.txn.producer = Producer(self._config)
+        self.producer = self.txn.producer = Producer(
+            producer_config(self.settings, self._linger_ms, self.transactional_id)
+        )
         try:
             self.txn.init(BROKER_WAIT_S)
         except KafkaException as exc:

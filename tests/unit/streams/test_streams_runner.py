@@ -284,3 +284,11 @@ def test_a_hung_transaction_call_renews_the_producer_and_redoes_the_batch(
         release.set()
     assert runner.producer is not stuck and runner.producer.transactions[0] == "init"
     assert agent.resets == 1 and len(runner._renewals) == 1
+
+
+def test_the_runtime_consumer_is_a_dynamic_member_named_by_its_instance() -> None:
+    """A static member (group.instance.id) was fenced by its own earlier membership after a
+    broker restart, a fatal consumer error in librdkafka."""
+    config = runtime.consumer_config(settings(), "venue.g", AgentConfig(instance_id="3"))
+    assert "group.instance.id" not in config
+    assert config["client.id"] == "venue.g-3"
