@@ -58,6 +58,7 @@ TRANSACTIONAL_IDS: dict[str, tuple[tuple[str, bool], ...]] = {
     "matcher": (("sampan-matcher-", True),),
     "dropcopy": (("dropcopy-", True),),
     "omd_ingest": (("omd-ingest.", True),),
+    "ledger_sink": (("sampan-ledger-relay-", True),),
 }
 # Every process reads tables to their end with the streams reader's throwaway groups.
 READER_GROUP = "sampan-reader-"

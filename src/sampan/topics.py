@@ -16,7 +16,7 @@ NEVER = -1
 SNAPSHOT_BYTES_MAX = 64 * 1024 * 1024
 LARGE_RECORD_TOPICS = frozenset({"matcher.snapshots"})
 # The records a Hong Kong broker keeps for years (orders, the router's decisions, their outcomes,
-# every execution, the drop copy, and what could not be processed): never expire unless a
+# every execution, the ledger's postings, the drop copy, and what could not be processed): never expire unless a
 # deployment sets SAMPAN_AUDIT_RETENTION_DAYS (`topics apply` reads it).
 AUDIT_TOPICS = frozenset(
     {
@@ -25,6 +25,7 @@ AUDIT_TOPICS = frozenset(
         "orders.events",
         "router.decisions",
         "fills",
+        "ledger.postings",
         "hkex.dropcopy",
         "orders.requests.dlq",
         "orders.internal.dlq",
@@ -241,6 +242,18 @@ CATALOG: tuple[Topic, ...] = (
         NEVER,
         ("ledger_sink",),
         ("ui_bridge", "router"),
+    ),
+    # Every journal entry of the ledger (a posted fill or a cash movement, all its transfers),
+    # relayed exactly once from the ledger's transactional outbox: the ledger rebuilds from it.
+    _topic(
+        "ledger.postings",
+        "entry ref",
+        "LedgerEntry",
+        3,
+        "delete",
+        NEVER,
+        ("ledger_sink",),
+        ("audit", "ledger_sink"),
     ),
     _topic(
         "router.state",

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import zip_longest
 from typing import Any
 
@@ -258,10 +258,12 @@ _COMPARED_WHERE = {"balances": "balance <> 0"}
 
 
 def _rows(
-    conn: Conn, schema: str, table: str, columns: str, order: str
+    conn: Conn, schema: str, table: str, columns: str, order: str, where: str | None = None
 ) -> Iterator[tuple[Any, ...]]:
-    """Stream a table in key order through a server-side cursor (bounded memory)."""
-    where = f"WHERE {_COMPARED_WHERE[table]}" if table in _COMPARED_WHERE else ""
+    """Stream a table in key order through a server-side cursor (bounded memory). `where`
+    (a constant of this package, never input) filters it; by default `_COMPARED_WHERE`'s."""
+    condition = _COMPARED_WHERE.get(table, "") if where is None else where
+    where = f"WHERE {condition}" if condition else ""
     with conn.cursor(name=f"compare_{table}") as cur:
         cur.itersize = STREAM_ROWS
         cur.execute(f'SELECT {columns} FROM "{schema}".{table} {where} ORDER BY {order}')  # noqa: S608
@@ -276,11 +278,25 @@ def _first_difference(
     progress: Progress,
 ) -> str | None:
     """Compare table by table, row by row, in key order; the first difference or None."""
-    for table, columns, order in _COMPARED:
+    compared = tuple((t, c, o, _COMPARED_WHERE.get(t, "")) for t, c, o in _COMPARED)
+    return compare(live, live_schema, scratch, scratch_schema, compared, progress)
+
+
+def compare(
+    live: Conn,
+    live_schema: str,
+    scratch: Conn,
+    scratch_schema: str,
+    tables: Sequence[tuple[str, str, str, str]],
+    progress: Progress,
+) -> str | None:
+    """Compare `tables` (table, columns, key order, row filter), row by row in key order;
+    the first difference or None."""
+    for table, columns, order, where in tables:
         compared = 0
         pairs = zip_longest(
-            _rows(live, live_schema, table, columns, order),
-            _rows(scratch, scratch_schema, table, columns, order),
+            _rows(live, live_schema, table, columns, order, where),
+            _rows(scratch, scratch_schema, table, columns, order, where),
         )
         for live_row, scratch_row in pairs:
             if live_row != scratch_row:

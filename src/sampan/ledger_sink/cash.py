@@ -13,9 +13,9 @@ one database transaction (movement row, journal row, balances) and then publishe
 account's snapshot; nothing else needs a catalog change, a second exactly-once consumer or a
 new dead-letter path. The `cash_movements` table is immutable and is itself the movement log:
 `rebuild` re-posts it, in id order, with this same code (movements and fills commute: a
-movement changes only cash balances, never positions). Limit: movements are not on Kafka, so
-audit replays of topics do not see them; moving them to a topic later keeps this record and
-this `ref` as the idempotency key (see movements.py).
+movement changes only cash balances, never positions). Each movement also writes an outbox row
+in its transaction, so it reaches `ledger.postings` exactly once (`relay.py`) and audit replays
+of the topics see it.
 """
 
 from __future__ import annotations

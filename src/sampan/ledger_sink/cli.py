@@ -108,6 +108,25 @@ def run_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def run_relay(args: argparse.Namespace) -> int:
+    import threading
+
+    from sampan.ledger_sink.relay import Relay
+
+    _logging()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping after the batch in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    relayed = Relay(settings(), _schema(args), batch_max=args.batch_max).run(stop)
+    logging.getLogger(__name__).info("ledger relay: %d entries relayed; stopped", relayed)
+    return 0
+
+
 def run_rebuild(args: argparse.Namespace) -> int:
     from sampan.ledger_sink.audit import rebuild
 
@@ -115,6 +134,14 @@ def run_rebuild(args: argparse.Namespace) -> int:
     logging.getLogger("sampan.ledger_sink").setLevel(logging.WARNING)
     live = _schema(args)
     scratch = db.checked_schema(args.scratch_schema or f"{live}_rebuild")
+    if args.from_topics:
+        from sampan.ledger_sink.from_topics import rebuild_from_topics
+
+        problems = rebuild_from_topics(settings(), live, scratch, keep=args.keep)
+        for problem in problems:
+            print(f"DIFFERENCE {problem}")
+        print("identical" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
     differences = rebuild(
         settings(),
         live,
@@ -236,7 +263,18 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument("--batch-max", type=int, default=2_000)
     replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
+    replay.add_argument(
+        "--from-topics",
+        action="store_true",
+        help="rebuild from ledger.postings alone (no posting rule runs) and compare",
+    )
     replay.set_defaults(handler=run_rebuild)
+    relay = actions.add_parser(
+        "relay", help="relay the ledger's outbox to ledger.postings, exactly once, until stopped"
+    )
+    _common(relay)
+    relay.add_argument("--batch-max", type=int, default=1_000, help="entries per transaction")
+    relay.set_defaults(handler=run_relay)
     _movement_parser(actions, "deposit", "credit a member account with cash from the bank")
     _movement_parser(actions, "withdraw", "pay cash from a member account back to the bank")
 

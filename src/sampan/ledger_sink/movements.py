@@ -2,7 +2,8 @@
 
 Guarantees of `post_movement`:
 - the `cash_movements` row, its journal row (`transfers`, entry id from the fills' sequence,
-  leg 31 or 32) and both balance changes commit together or not at all; the deferred
+  leg 31 or 32), its `outbox` row (relayed to ledger.postings, `relay.py`) and both balance
+  changes commit together or not at all; the deferred
   `balances_sum_to_zero` trigger checks debits = credits at commit, as for fills;
 - idempotent: the movement's `ref` is UNIQUE; the same ref with the same content is a replay
   that changes nothing, with different content it is refused (`MovementRefused`); two
@@ -151,6 +152,8 @@ def _post(conn: Conn, movement: CashMovement, member: str | None) -> MovementRes
         "VALUES (%s, %s, %s, %s, %s, %s)",
         (movement_id, leg, debit, credit, asset, amount),
     )
+    # The outbox row, in this same transaction: the relay publishes the entry once it commits.
+    conn.execute("INSERT INTO outbox (entry_id, kind) VALUES (%s, 'cash')", (movement_id,))
     changes = sorted({(credit, asset): amount, (debit, asset): -amount}.items())
     conn.execute(
         "INSERT INTO balances (account, asset, balance) "

@@ -1,8 +1,9 @@
 """One batch of fills into the ledger, in ONE PostgreSQL transaction with the Kafka offsets.
 
 Guarantees, given a batch of decoded records from one consumer poll:
-- every new fill's transfers, its `fills` row, the balance and position updates, the last
-  prices and the next offset of every partition in the batch commit together, or nothing does;
+- every new fill's transfers, its `fills` row, its `outbox` row (relayed to ledger.postings by
+  `relay.py`), the balance and position updates, the last prices and the next offset of every
+  partition in the batch commit together, or nothing does;
 - a fill whose identity (`Fill.ref`: venue, exec id and, for HKEX, trading day) is already posted with the same digest (a replay) posts
   nothing; one with a different digest is rejected, as is an undecodable or invalid record;
   rejected records go to `on_rejected` (the dead-letter producer) BEFORE the commit, so a
@@ -405,12 +406,18 @@ def post_batch(
         transfers = [t for item in fresh for t in item.transfers]
         balance_deltas = deltas(transfers)
         _check_balanced(balance_deltas)
+        fill_ids = reads.fill_ids[: len(fresh)]
         if fresh:
-            _copy_rows(conn, fresh, reads.fill_ids[: len(fresh)])
+            _copy_rows(conn, fresh, fill_ids)
         # The rest needs no answer until the commit: one more round trip.
         with conn.pipeline():
             added = _ensure_accounts(conn, fresh, balance_deltas, known_accounts) if fresh else []
             if fresh:
+                # The outbox rows, in this transaction: the relay publishes them once it commits.
+                conn.execute(
+                    "INSERT INTO outbox (entry_id, kind) SELECT unnest(%s::bigint[]), 'fill'",
+                    (fill_ids,),
+                )
                 _update_balances(conn, balance_deltas)
                 _update_positions(conn, fresh, reads.positions)
                 _update_last_prices(conn, fresh)

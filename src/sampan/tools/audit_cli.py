@@ -26,6 +26,7 @@ from sampan.tools.audit_trail import (
     count_by_topic,
     details,
     jsonable,
+    plain,
     summary,
 )
 
@@ -99,7 +100,8 @@ def _account(args: argparse.Namespace) -> int:
     print(
         f"account {args.account}{' on ' + args.day.isoformat() if args.day else ''}: "
         f"{counts.get('orders.requests', 0)} requests, {counts.get('orders.events', 0)} "
-        f"execution reports, {len(fills)} fills"
+        f"execution reports, {len(fills)} fills, {counts.get('ledger.postings', 0)} ledger "
+        "entries"
     )
     _print_entries(entries, sys.stdout)
     if result.closing is not None:
@@ -130,7 +132,7 @@ def _topic_name(text: str) -> str:
 def _export_row(read: audit_scan.Read) -> dict[str, Any]:
     record = None
     if read.value is not None:
-        record = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in read.value.items()}
+        record = plain(read.value)
     return {
         "topic": read.topic,
         "partition": read.partition,

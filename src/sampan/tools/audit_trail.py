@@ -11,8 +11,8 @@ gave (a ClOrdID, an order id, a command id or a SMART parent's `P…` id):
   by each order it cancels but links none of them to each other);
 - an ExecutionReport links `order_id`, `cl_ord_id`, `orig_cl_ord_id`, `parent_id`, and makes
   its `exec_id` known so the fill, the drop copy and the reconciliation of a trade are found;
-- a Fill, a DropCopyExecution and a ReconBreak belong to the story when their exec id (or, for
-  a fill, this side's order id or parent) is known; a fill never pulls in the other side's
+- a Fill, a ledger entry (`ledger.postings`), a DropCopyExecution and a ReconBreak belong to
+  the story when their exec id (or, for a fill, this side's order id or parent) is known; a fill never pulls in the other side's
   order (that is the counterparty's story).
 Ids grow as records are read, and a record may name an id learnt only from a later topic
 (a SMART child command precedes the parent's report that names the child), so `OrderTrail`
@@ -41,10 +41,17 @@ ORDER_TOPICS: tuple[str, ...] = (
     "orders.internal",
     "orders.events",
     "fills",
+    "ledger.postings",
     "hkex.dropcopy",
     "recon.breaks",
 )
-ACCOUNT_TOPICS: tuple[str, ...] = ("orders.requests", "orders.events", "fills", "ledger.balances")
+ACCOUNT_TOPICS: tuple[str, ...] = (
+    "orders.requests",
+    "orders.events",
+    "fills",
+    "ledger.postings",
+    "ledger.balances",
+)
 _TOPIC_RANK = {name: rank for rank, name in enumerate((*ORDER_TOPICS, "ledger.balances"))}
 
 
@@ -130,7 +137,7 @@ class OrderTrail:
             if not ours and not _ids(record, "exec_id") & self.exec_ids:
                 return False
             learnt_execs = _ids(record, "exec_id")
-        elif topic in ("hkex.dropcopy", "recon.breaks"):
+        elif topic in ("ledger.postings", "hkex.dropcopy", "recon.breaks"):
             if not _ids(record, "exec_id") & self.exec_ids:
                 return False
         else:
@@ -177,6 +184,12 @@ class AccountDay:
                 return
         elif topic == "fills":
             if self.account not in (record.get("buy_account"), record.get("sell_account")):
+                return
+        elif topic == "ledger.postings":
+            if not any(
+                self.account in (p.get("debit_account"), p.get("credit_account"))
+                for p in record.get("postings") or []
+            ):
                 return
         elif topic == "ledger.balances":
             if record.get("account") == self.account and (
@@ -235,6 +248,8 @@ def summary(entry: Entry) -> str:
             f"{_px(r.get('price_e3', 0))} buyer {r.get('buy_account')} "
             f"seller {r.get('sell_account')}"
         )
+    if entry.topic == "ledger.postings":
+        return _ledger(r)
     if entry.topic == "hkex.dropcopy":
         return (
             f"drop copy {r.get('exec_id')} {r.get('exec_type')} {r.get('side')} "
@@ -262,16 +277,37 @@ def _decision(r: Mapping[str, Any]) -> str:
     return text + (f"; {r.get('text')}" if r.get("text") else "")
 
 
+def _ledger(r: Mapping[str, Any]) -> str:
+    postings = len(r.get("postings") or [])
+    m = r.get("movement")
+    if m:
+        return (
+            f"ledger entry {r.get('entry_id')} {r.get('entry_ref')}: cash {m.get('direction')} "
+            f"{_cents(m.get('amount_cents', 0))} account {m.get('account')} ({postings} posting)"
+        )
+    return f"ledger entry {r.get('entry_id')} {r.get('entry_ref')}: fill, {postings} postings"
+
+
 def _figure(value: Any, unit: str) -> str:
     return f"{value:,} {unit}".rstrip() if isinstance(value, int) else "-"
 
 
 def details(entry: Entry) -> list[str]:
     """The lines below a record's summary: a decision's checks (each figure against its limit)
-    and the children it sent. Empty for every other record."""
+    and the children it sent; a ledger entry's postings. Empty for every other record."""
+    r = entry.record
+    if entry.topic == "ledger.postings":
+        return [
+            f"posting leg {p.get('leg')}: {p.get('debit_account')} -> {p.get('credit_account')} "
+            + (
+                f"{_cents(p.get('amount', 0))} HKD"
+                if p.get("asset") == "HKD"
+                else f"{p.get('amount'):,} shares of {p.get('asset')}"
+            )
+            for p in r.get("postings") or []
+        ]
     if entry.topic != "router.decisions":
         return []
-    r = entry.record
     lines = []
     for c in r.get("checks") or []:
         mark = "pass" if c.get("passed") else "FAIL"
@@ -291,9 +327,20 @@ def details(entry: Entry) -> list[str]:
     return lines
 
 
+def plain(value: Any) -> Any:
+    """A decoded record as JSON can hold it: bytes as hex, at any depth."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def jsonable(entry: Entry) -> dict[str, Any]:
     """The entry as a JSON object: position, time and the whole decoded record (bytes as hex)."""
-    record = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in entry.record.items()}
+    record = plain(entry.record)
     return {
         "topic": entry.topic,
         "partition": entry.partition,

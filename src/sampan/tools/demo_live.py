@@ -312,7 +312,7 @@ def run_live_demo(args: argparse.Namespace) -> int:
     seed_venue(current, run_id)
     state_dir = current.state_dir / "demo" / run_id
     ports = VenuePorts.free()
-    options = VenueOptions(state_dir, run_id, market_rate=args.hkex_rate)
+    options = VenueOptions(state_dir, run_id, market_rate=args.hkex_rate, with_relay=True)
     specs = [
         # On a busy machine a Python process can take a while to log on: wait longer than
         # the tests do, still bounded.

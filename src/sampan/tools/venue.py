@@ -6,7 +6,8 @@ in its log, or its `ready_port` accepts a TCP connection), and stops them: SIGTE
 reverse start order, then SIGKILL to whatever is still alive after a bounded wait.
 `HkexFirm` is another firm's OCG-C session, to rest or take liquidity on the simulator over
 FIX while it runs as a separate process. `venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
-matcher, router, ledger-sink, dropcopy, recon, analytics) on the ports of one `VenuePorts`.
+matcher, router, ledger-sink, dropcopy, recon, analytics, and on request the ledger's outbox
+relay) on the ports of one `VenuePorts`.
 
 Guarantees:
 - Every wait is bounded (`ready_timeout_s` per process, `stop_timeout_s` for the whole stop)
@@ -362,6 +363,7 @@ class VenueOptions:
     router_heartbeat_s: int = 1
     recon_grace_s: float = 2.0
     with_omd: bool = True  # omd-ingest (the sim always publishes OMD-C)
+    with_relay: bool = False  # the ledger's outbox relay to ledger.postings
 
 
 def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
@@ -436,6 +438,15 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
             ready_timeout_s=60.0,
         ),
     ]
+    if options.with_relay:
+        rest.append(
+            ProcessSpec(
+                "ledger-relay",
+                sampan_command("ledger", "relay"),
+                ready_log=("ledger relay: resuming after",),
+                ready_timeout_s=45.0,
+            )
+        )
     if options.with_omd:
         rest.append(
             ProcessSpec(

@@ -28,6 +28,7 @@ from sampan.dropcopy.records import EXEC_TYPE_TRADE
 from sampan.fix.messages import Side as FixSide
 from sampan.fix.messages import TimeInForce as FixTif
 from sampan.ledger_sink import db
+from sampan.tools.audit_trail import plain
 from sampan.tools.records import new_order, publish_records, read_topic, wait_until
 from sampan.tools.seed import AccountSeed, account_record, fund_seed
 from sampan.tools.venue import HkexFirm, Supervisor, VenueOptions, VenuePorts, venue_specs
@@ -115,6 +116,7 @@ def test_audit_tells_each_order_and_account_story(
         extra_firms=(f"{FIRM}:{FIRM}DC:0",),
         recon_grace_s=1.0,
         with_omd=False,
+        with_relay=True,
     )
     specs = venue_specs(ports, options)
     with Supervisor(tmp_path / "logs", dict(os.environ)) as venue:
@@ -157,6 +159,12 @@ def test_audit_tells_each_order_and_account_story(
                 return "matched 2, pending 0, open breaks 0" in out
 
             wait_until("recon: 2 HKEX executions matched", reconciled, WAIT_S, check)
+            wait_until(
+                "the ledger's 2 deposits and 3 fills on ledger.postings",
+                lambda: len(read(s, "ledger.postings", "LedgerEntry")) >= 5,
+                WAIT_S,
+                check,
+            )
         finally:
             firm.close()
         venue.stop()
@@ -199,6 +207,11 @@ def test_audit_tells_each_order_and_account_story(
         if i["topic"] == "hkex.dropcopy" and i["record"]["exec_type"] == EXEC_TYPE_TRADE
     )
     assert len(hkex_fills) == 2 and trade_copies == hkex_fills
+    # Each fill's ledger entry, with its postings, follows the fill.
+    fill_execs = sorted(i["record"]["exec_id"] for i in story["records"] if i["topic"] == "fills")
+    entries = [i["record"] for i in story["records"] if i["topic"] == "ledger.postings"]
+    assert sorted(e["exec_id"] for e in entries) == fill_execs
+    assert all(e["kind"] == "FILL" and e["postings"] for e in entries)
     events = [i["record"] for i in story["records"] if i["topic"] == "orders.events"]
     parent = [e for e in events if e["cl_ord_id"] == "smart-1"]
     assert parent[-1]["ord_status"] == "FILLED" and parent[-1]["cum_qty"] == 1_000
@@ -243,13 +256,19 @@ def test_audit_tells_each_order_and_account_story(
         ("SELLER2", 300, INTERNAL_E3)
     ]
     assert seller["closing_balance"] is not None
+    seller_entries = [i["record"] for i in seller["records"] if i["topic"] == "ledger.postings"]
+    assert sorted(e["kind"] for e in seller_entries) == ["CASH", "FILL"]
+    cash = next(e for e in seller_entries if e["kind"] == "CASH")
+    assert cash["movement"]["account"] == "SELLER2" and cash["movement"]["direction"] == "deposit"
+    seller_table = sampan("audit", "account", "SELLER2")
+    assert "ledger entry" in seller_table.stdout and "posting leg" in seller_table.stdout
 
     # An export of the session decodes record for record what the topics hold.
     out = tmp_path / "export.jsonl"
     done = sampan(
         "audit", "export", "--from", "2000-01-01T00:00", "--to", "2100-01-01T00:00",
         "--topics", "orders.requests", "router.decisions", "orders.events", "fills",
-        "--output", str(out),
+        "ledger.postings", "--output", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -258,9 +277,10 @@ def test_audit_tells_each_order_and_account_story(
         ("router.decisions", "RouterDecision"),
         ("orders.events", "ExecutionReport"),
         ("fills", "Fill"),
+        ("ledger.postings", "LedgerEntry"),
     ):
         exported = [r["record"] for r in rows if r["topic"] == topic]
-        held = read(s, topic, name)
+        held = [plain(r) for r in read(s, topic, name)]
         assert held and sorted(map(json.dumps, exported)) == sorted(map(json.dumps, held))
         assert f"{topic}" in done.stderr
     assert all(r["error"] is None for r in rows)

@@ -218,3 +218,37 @@ def test_a_decisions_checks_and_children_are_printed_with_their_figures() -> Non
         "check FAIL INSUFFICIENT_BUYING_POWER value 5,130,240 cents limit 1,000 cents: needs more",
         "sent HKEX NEW 4711 700 @ 512.500 DAY",
     ]
+
+
+def ledger_entry(exec_id: str | None, *accounts: str, kind: str = "FILL") -> dict[str, Any]:
+    postings = [
+        {"leg": 2, "debit_account": accounts[0], "credit_account": accounts[1], "asset": "700",
+         "amount": 300},
+        {"leg": 1, "debit_account": accounts[1], "credit_account": accounts[0], "asset": "HKD",
+         "amount": 9_606_000},
+    ]  # fmt: skip
+    return {"entry_id": 9, "entry_ref": f"INTERNAL:{exec_id}", "kind": kind, "exec_id": exec_id,
+            "ts_ns": 3, "postings": postings, "movement": None}  # fmt: skip
+
+
+def test_a_fills_ledger_entry_joins_the_order_and_both_accounts() -> None:
+    trail = OrderTrail("C1")
+    feed(
+        trail,
+        [
+            ("orders.events", report("I7", "C1", "X1")),
+            ("fills", fill("X2", "I7", "I99")),
+            ("ledger.postings", ledger_entry("X2", "B1", "A1")),
+            ("ledger.postings", ledger_entry("X3", "B1", "A1")),  # another fill of A1
+        ],
+    )
+    assert [(e.topic, e.offset) for e in trail.entries()] == [
+        ("orders.events", 0), ("fills", 1), ("ledger.postings", 2),
+    ]  # fmt: skip
+    seller = AccountDay("B1")
+    seller.offer("ledger.postings", 0, 4, ledger_entry("X2", "B1", "A1"))
+    seller.offer("ledger.postings", 0, 5, ledger_entry("X9", "C1", "A1"))
+    assert [e.offset for e in seller.entries()] == [4]
+    (line, _) = audit_trail.details(seller.entries()[0])
+    assert line == "posting leg 2: B1 -> A1 300 shares of 700"
+    assert audit_trail.plain({"d": [b"\x01\xff"]}) == {"d": ["01ff"]}
