@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ INTERNAL_E3 = 512_000
 HKEX_E3 = 512_500
 FIRM = "MAKER2"
 WAIT_S = 45.0
+READY_S = 180.0
 
 SEEDS = (
     AccountSeed("BUYER1", "M1", 5_000_000_00, 1_000_000_00, 500_000_00, 2_000_000_00),
@@ -118,7 +120,8 @@ def test_audit_tells_each_order_and_account_story(
         with_omd=False,
         with_relay=True,
     )
-    specs = venue_specs(ports, options)
+    # Readiness waits sized for a loaded two-core machine (eight suites may share it).
+    specs = [replace(spec, ready_timeout_s=READY_S) for spec in venue_specs(ports, options)]
     with Supervisor(tmp_path / "logs", dict(os.environ)) as venue:
         venue.start(specs[:1])
         firm = HkexFirm(ports.ocg, FIRM)
