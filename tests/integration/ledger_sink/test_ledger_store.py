@@ -130,7 +130,7 @@ def test_the_migration_adds_the_day_to_hkex_refs_posted_before(
                 "INSERT INTO last_prices VALUES (1, 1, %s, 'HKEX:10000000007')", (hkex["ts_ns"],)
             )
             conn.commit()
-        assert db.migrate(env_settings, old) == "0003"
+        assert db.migrate(env_settings, old, "0003") == "0003"
         with db.connect(env_settings, old) as conn:
             refs = conn.execute("SELECT fill_ref FROM fills ORDER BY fill_id").fetchall()
             assert refs == [
@@ -138,6 +138,11 @@ def test_the_migration_adds_the_day_to_hkex_refs_posted_before(
                 (f"INTERNAL:{internal['exec_id']}",),
             ]
             assert conn.execute("SELECT fill_ref FROM last_prices").fetchall() == [refs[0]]
+        # 0004 puts the entries already posted in the outbox, so the relay publishes them too.
+        assert db.migrate(env_settings, old) == db.head_revision()
+        with db.connect(env_settings, old) as conn:
+            backfilled = conn.execute("SELECT entry_id, kind FROM outbox ORDER BY entry_id")
+            assert backfilled.fetchall() == [(1, "fill"), (2, "fill")]
             replay = post_batch(conn, SOURCE, _items([hkex, internal]), set(), lambda r: None)
             assert (replay.posted, replay.replayed) == (0, 2)
             with pytest.raises(psycopg.errors.RestrictViolation, match="immutable"):
