@@ -81,8 +81,8 @@ def check_answers(
 ) -> tuple[list[str], list[str]]:
     """Every order and request of the stream was answered under its own ClOrdID; those built
     to be refused were refused with a reason. (An oversized record: see check_dead_letters.)
-    Returns (problems, unanswered cancels, amends and mass cancels) apart: the second kind
-    has a known open cause (see SWITCHED_OFF in the test)."""
+    Returns (problems, unanswered cancels, amends and mass cancels) apart, each a check of
+    its own."""
     problems: list[str] = []
     request_problems: list[str] = []
     by_cl: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)

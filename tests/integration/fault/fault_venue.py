@@ -110,7 +110,7 @@ class Sender:
                 self.settings,
                 linger_ms=2,
                 # Rides through a broker restart: records wait in the queue meanwhile.
-                **{"message.timeout.ms": 180_000, "message.max.bytes": 2_000_000, "log_level": 3},
+                **{"message.timeout.ms": 480_000, "message.max.bytes": 2_000_000, "log_level": 3},
             )
         )
         OPEN_CLIENTS.append(self.producer)

@@ -63,32 +63,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(12
 # Checks, or kinds of stream record, switched off because a known open defect makes them fail,
 # each with that defect. Printed by every run; SAMPAN_FAULT_DISABLE=name,... adds more for a
 # local investigation (also printed). Names: the keys of `problems` below, and "oversized".
-_RUNTIME_EXITS = (
-    "on a loaded machine the broker's restart takes minutes, and the streams runtime then exits "
-    "on purpose (status 70, a transaction call past its deadline; or transactions not "
-    "initialised within 60 s), as issue 10 item 14 asks, and is restarted; seen for the router, "
-    "and the matcher and drop copy run on the same runtime"
-)
-SWITCHED_OFF: dict[str, str] = {
-    "answers to cancels and amends": (
-        "some CANCEL, AMEND and MASS_CANCEL requests get no report under their own ClOrdID: the "
-        "router answers a cancel of a live SMART parent only through the parent's final report "
-        "(ClOrdID and OrigClOrdID both the parent's), or not at all when the parent ends "
-        "otherwise; the unanswered cancels of internal and HKEX orders are not analysed yet"
-    ),
-    "exits of router": _RUNTIME_EXITS,
-    "exits of matcher": _RUNTIME_EXITS,
-    "exits of dropcopy": _RUNTIME_EXITS,
-    "exits of recon": (
-        "recon exits on a broker restart (its breaks' flush times out: '1 breaks unsent'); "
-        "no fix yet"
-    ),
-    "exits of omd-ingest": (
-        "omd-ingest exits on a broker restart (commit_transaction: messages failed delivery or "
-        "_TIMED_OUT; then _CONFLICT with an abort in progress, or CONCURRENT_TRANSACTIONS at "
-        "init); no fix yet"
-    ),
-}
+# None is off: every cancel and amend is answered, and no process exits on a broker restart.
+SWITCHED_OFF: dict[str, str] = {}
 
 SEED = int(os.environ.get("SAMPAN_FAULT_SEED") or 20261129)
 COMMANDS = int(os.environ.get("SAMPAN_FAULT_COMMANDS") or 1_200)
