@@ -1,17 +1,18 @@
 """A secured local stack: its CA, certificates and passwords, and the broker's and PostgreSQL's
 settings that use them.
 
-`sampan stack up` on a fresh state folder creates, once, `<state>/security/` (mode 700): a local
-CA (`ca.pem`, its key `ca.key`), one server certificate for 127.0.0.1 and localhost signed by it
-(`server.pem`, `server.key`, and the broker's PKCS#12 copy `broker.p12`), a random password for
-every principal (`kafka/<principal>.password`) and the broker itself, and a libpq password file
-(`pgpass`). Every secret file is mode 600. The broker then listens on SASL_SSL only
+`sampan stack up` on a fresh state folder with `SAMPAN_STACK_SECURITY=on` creates, once,
+`<state>/security/` (mode 700): a local CA (`ca.pem`, its key `ca.key`), one server certificate
+for 127.0.0.1 and localhost signed by it (`server.pem`, `server.key`, and the broker's PKCS#12
+copy `broker.p12`), a random password for every principal (`kafka/<principal>.password`) and the
+broker itself, and a libpq password file (`pgpass`). Every secret file is mode 600. The broker then listens on SASL_SSL only
 (SCRAM-SHA-512) with the controller on mutual TLS, authorizes with KRaft's StandardAuthorizer
 and `allow.everyone.if.no.acl.found=false`; PostgreSQL takes `hostssl` SCRAM connections only.
 
 A stack created before, without these files, stays as it was created (PLAINTEXT and trust):
 clients follow the state folder (`sampan.credentials`), so they talk to each stack as it is.
-`SAMPAN_STACK_SECURITY=plaintext` creates a new stack without security (to measure its cost).
+`SAMPAN_STACK_SECURITY=plaintext` (the default until every test has run on a secured stack)
+creates a new stack without security.
 
 Limits: the CA and certificates last ten years and are not rotated; the CA key stays in the
 state folder (a local stack's, not a production CA).
@@ -46,7 +47,7 @@ DEFAULT = "plaintext"
 
 
 def wanted() -> bool:
-    """Whether a stack created now is secured (the default) or PLAINTEXT."""
+    """Whether a stack created now is secured or PLAINTEXT (`DEFAULT` unless the env says)."""
     value = os.environ.get("SAMPAN_STACK_SECURITY", DEFAULT).strip().lower()
     if value not in {"on", "plaintext"}:
         raise StackError(

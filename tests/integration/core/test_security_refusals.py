@@ -6,8 +6,8 @@ business with (and the broker's authorizer log names the principal); PostgreSQL 
 connection without TLS or with a wrong password. Each refusal sits beside what the same
 principal may do, so a broken stack cannot pass for a closed one.
 
-The stack: the session's when it was created secured (as a fresh `sampan stack up` is),
-otherwise a private secured stack on ports of its own, stopped and removed at the end.
+The stack: the session's when it was created secured (`SAMPAN_STACK_SECURITY=on`), otherwise a
+private secured stack on ports of its own, stopped and removed at the end.
 """
 
 from __future__ import annotations
