@@ -160,6 +160,23 @@ def apply(current: Settings) -> ApplyResult:
     return ApplyResult(created=created, unchanged=unchanged, drift=drift, acls=granted)
 
 
+def create_scratch_topic(current: Settings, name: str) -> None:
+    """A benchmark's scratch topic outside the catalog (one partition), created here so that
+    topics are still created in one module; waits until the broker lists it."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(profiles.admin(current))
+    futures = admin.create_topics(
+        [NewTopic(name, 1, current.replication_factor)], operation_timeout=ADMIN_TIMEOUT_S
+    )
+    futures[name].result(timeout=ADMIN_TIMEOUT_S)
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while name not in admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
+        if time.monotonic() > deadline:
+            raise StackError(f"scratch topic {name} not visible within {ADMIN_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(render_table())

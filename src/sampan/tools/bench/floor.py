@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+from sampan import topics_cli
 from sampan.config import Settings, settings
 from sampan.errors import SampanError
 from sampan.stack import ensure_kafka_jars
@@ -51,18 +52,7 @@ def parse_tool_output(text: str) -> dict[str, float]:
 
 
 def _topic(current: Settings, name: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient(profiles.admin(current))
-    futures = admin.create_topics(
-        [NewTopic(name, 1, current.replication_factor)], operation_timeout=ADMIN_TIMEOUT_S
-    )
-    futures[name].result(timeout=ADMIN_TIMEOUT_S)
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while name not in admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
-        if time.monotonic() > deadline:
-            raise SampanError(f"bench floor: topic {name} not visible within {ADMIN_TIMEOUT_S} s")
-        time.sleep(0.2)
+    topics_cli.create_scratch_topic(current, name)
 
 
 def _delete(current: Settings, name: str) -> None:
