@@ -51,6 +51,7 @@ GROUPS: dict[str, tuple[tuple[str, bool], ...]] = {
     "omd_ingest": (("omd-ingest.", True),),
     "ui_bridge": (("sampan-ui-", False),),
     "analytics": (("sampan-analytics", True),),
+    "risk": (("sampan-risk-", False),),
     "audit": (("sampan-audit-", False),),
 }
 TRANSACTIONAL_IDS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -59,6 +60,7 @@ TRANSACTIONAL_IDS: dict[str, tuple[tuple[str, bool], ...]] = {
     "dropcopy": (("dropcopy-", True),),
     "omd_ingest": (("omd-ingest.", True),),
     "ledger_sink": (("sampan-ledger-relay-", True),),
+    "risk": (("sampan-risk-", True),),
 }
 # Every process reads tables to their end with the streams reader's throwaway groups.
 READER_GROUP = "sampan-reader-"

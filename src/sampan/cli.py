@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.tools.bench.cli",
     "sampan.tools.audit_cli",
     "sampan.analytics.cli",
+    "sampan.risk.cli",
 )
 
 # The principal each process command runs as on the broker (`sampan.credentials`); every other
@@ -48,6 +49,7 @@ COMMAND_PRINCIPALS: dict[str, str] = {
     "omd-ingest": "omd_ingest",
     "ui": "ui_bridge",
     "analytics": "analytics",
+    "risk": "risk",
     "audit": "audit",
 }
 

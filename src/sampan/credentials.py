@@ -38,6 +38,7 @@ PRINCIPALS: tuple[str, ...] = (
     "omd_ingest",
     "ui_bridge",
     "analytics",
+    "risk",
     "audit",
     "admin",
 )

@@ -89,7 +89,7 @@ CATALOG: tuple[Topic, ...] = (
         3,
         "delete",
         NEVER,
-        ("ui_bridge", "api"),
+        ("ui_bridge", "api", "risk"),
         ("router",),
     ),
     _topic(
@@ -126,7 +126,7 @@ CATALOG: tuple[Topic, ...] = (
         "delete",
         NEVER,
         ("matcher", "router"),
-        ("ledger_sink", "recon", "analytics", "router", "matcher"),
+        ("ledger_sink", "recon", "analytics", "router", "matcher", "risk"),
     ),
     _topic(
         "md.depth",
@@ -147,7 +147,7 @@ CATALOG: tuple[Topic, ...] = (
         30,
         ("matcher", "omd_ingest"),
         # omd_ingest reads back at start the HKEX trades it committed today.
-        ("ui_bridge", "analytics", "router", "omd_ingest"),
+        ("ui_bridge", "analytics", "router", "omd_ingest", "risk"),
     ),
     _topic(
         "md.stats",
@@ -211,7 +211,7 @@ CATALOG: tuple[Topic, ...] = (
         "compact",
         NEVER,
         ("admin api", "ui_bridge"),
-        ("router", "ledger_sink", "ui_bridge"),
+        ("router", "ledger_sink", "ui_bridge", "risk"),
     ),
     _topic(
         "hkex.dropcopy",
@@ -241,7 +241,41 @@ CATALOG: tuple[Topic, ...] = (
         "compact",
         NEVER,
         ("ledger_sink",),
-        ("ui_bridge", "router"),
+        ("ui_bridge", "router", "risk"),
+    ),
+    # Live risk: every account marked to market on every price move (rate-bounded per
+    # account); also the risk process's own state, read back at start.
+    _topic(
+        "risk.marks",
+        "account",
+        "AccountMark",
+        3,
+        "compact",
+        NEVER,
+        ("risk",),
+        ("ui_bridge", "risk"),
+    ),
+    _topic(
+        "risk.alerts",
+        "account",
+        "RiskAlert",
+        1,
+        "delete",
+        NEVER,
+        ("risk",),
+        ("ui_bridge", "operators"),
+    ),
+    # A cut-loss breach blocks an account's orders that add risk until a risk officer
+    # re-enables it (`sampan risk enable`, the screen's risk view).
+    _topic(
+        "risk.controls",
+        "account",
+        "RiskControl",
+        1,
+        "compact",
+        NEVER,
+        ("risk", "ui_bridge"),
+        ("router", "risk", "ui_bridge"),
     ),
     # Every journal entry of the ledger (a posted fill or a cash movement, all its transfers),
     # relayed exactly once from the ledger's transactional outbox: the ledger rebuilds from it.

@@ -34,3 +34,13 @@ def format_cents(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), CENTS_PER_DOLLAR)
     return f"{sign}{whole:,}.{frac:02d}"
+
+
+def cents_half_even(amount_e3: int) -> int:
+    """HK$0.001 -> HK cents, rounded to the nearest cent, ties to even (as the ledger values a
+    position: `qty * last price`, each rounded so)."""
+    quotient, remainder = divmod(amount_e3, E3_PER_CENT)
+    twice = 2 * remainder
+    if twice > E3_PER_CENT or (twice == E3_PER_CENT and quotient % 2 == 1):
+        quotient += 1
+    return quotient

@@ -20,3 +20,6 @@ class Venue(enum.StrEnum):
 EXCHANGE_MEMBER = "HKEX"  # the member on the exchange side of an HKEX fill
 EXCHANGE_ACCOUNT = "HKEX.CLEARING"  # the ledger's clearing account for the exchange side
 HKEX_GATEWAY_COMP_ID = "HKEX"  # the simulated OCG-C gateway's CompID, for both sessions
+# The user the live-risk process stamps on its cut-loss MASS_CANCEL: the router then cancels
+# only the account's orders that add risk (buys and short sales), not its reducing sells.
+RISK_AGENT_USER = "sampan-risk"

@@ -83,6 +83,7 @@ from sampan.fix.messages import (
 )
 from sampan.fix.session_types import MSG_REJECT, TAG_SESSION_REJECT_REASON
 from sampan.market.calendar import trading_day
+from sampan.market.parties import RISK_AGENT_USER
 from sampan.market.side import Side
 from sampan.router import decisions, risk
 from sampan.router import hkex as hx
@@ -132,6 +133,10 @@ def hk_day(ts_ns: int) -> int:
 
 
 ORPHANS_MAX = 10_000
+_BLOCKED_TEXT = (
+    "cut-loss breached (marked to market): orders that add risk are refused until re-enabled"
+)
+_BLOCKED = (risk.Check(str(risk.RejectReason.CUT_LOSS_BREACHED), False, detail=_BLOCKED_TEXT),)
 ORD_REJ_DUPLICATE_ORDER = 6  # OCG-C OrdRejReason / CxlRejReason for a reused ClOrdID
 CXL_REJ_UNKNOWN_ORDER = 1  # CxlRejReason: the exchange does not know the order
 MSG_NEW_ORDER_SINGLE = "D"
@@ -423,12 +428,27 @@ class RouterCore:
             self.draft.check(reason, detail=what, value=count, limit=bound, unit="orders")
         return True
 
+    def _cut_loss_blocked(self, account: str, side: Side, security: int, qty: int) -> bool:
+        """Live risk blocked the account (risk.controls) and the order would add risk."""
+        if account not in self.tables.blocked:
+            return False
+        balance = self.tables.balances.get(account)
+        if risk.adds_risk(side, security, qty, balance, self.exposure(account)):
+            return True
+        self.draft.check(
+            risk.RejectReason.CUT_LOSS_BREACHED, detail="blocked; the sell reduces risk"
+        )
+        return False
+
     def _new(self, origin: Origin, req: NewOrder) -> None:
         if self._duplicate(origin, req):
             return
         if not self._room(origin, req):
             return
         account = req.account
+        if self._cut_loss_blocked(account, req.side, req.security, req.qty):
+            self._reject(origin, req, risk.RejectReason.CUT_LOSS_BREACHED, _BLOCKED_TEXT, _BLOCKED)
+            return
         limits = self.tables.accounts.get(account)
         decision = risk.check(
             req,
@@ -543,6 +563,10 @@ class RouterCore:
         targets = sorted(
             (o for o in mine if not o.cancel_requested), key=lambda o: origin_of(o.key).offset
         )
+        if req.user == RISK_AGENT_USER:
+            # Live risk's cut-loss cancel: only the orders that add risk (a sell of held shares
+            # reduces it and stays).
+            targets = [o for o in targets if o.side is not Side.SELL]
         if not targets:
             text = (
                 f"{len(mine)} open orders, all with a cancel pending" if mine else "no open order"
@@ -574,6 +598,9 @@ class RouterCore:
             self._reject(origin, req, risk.RejectReason.UNSUPPORTED, "amend on internal only")
             return
         self.draft.check(risk.RejectReason.UNSUPPORTED, detail="amend of an internal order")
+        if order.side is not Side.SELL and order.account in self.tables.blocked:
+            self._reject(origin, req, risk.RejectReason.CUT_LOSS_BREACHED, _BLOCKED_TEXT, _BLOCKED)
+            return
         exposure = self.exposure(order.account)
         exposure = replace(
             exposure, holds_cents=exposure.holds_cents - order.hold_cents(self.config.risk)

@@ -55,6 +55,9 @@ class RejectReason(enum.StrEnum):
     PRICE_COLLAR = "PRICE_COLLAR"
     MAX_NOTIONAL = "MAX_NOTIONAL"
     CUT_LOSS = "CUT_LOSS"
+    # Live risk blocked the account on a marked-to-market breach (risk.controls) until a risk
+    # officer re-enables it: orders that add risk are refused, reducing sells still pass.
+    CUT_LOSS_BREACHED = "CUT_LOSS_BREACHED"
     SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
     INSUFFICIENT_INVENTORY = "INSUFFICIENT_INVENTORY"
     INSUFFICIENT_BUYING_POWER = "INSUFFICIENT_BUYING_POWER"
@@ -304,6 +307,17 @@ def check(
     if terms.side is Side.BUY:
         return _buy(terms, limits, balance, exposure, hold_price_e3, config, t)
     return _sell(terms, limits, balance, exposure, hold_price_e3, t)
+
+
+def adds_risk(
+    side: Side, security: int, qty: int, balance: Balance | None, exposure: Exposure
+) -> bool:
+    """Whether an order adds risk: a buy, a short sale, or a sell of more than the account holds
+    free (what a cut-loss block refuses; a sell of held shares reduces risk)."""
+    if side is not Side.SELL:
+        return True
+    held = balance.positions.get(security, 0) if balance is not None else 0
+    return held - exposure.sells_committed.get(security, 0) < qty
 
 
 def _static_checks(

@@ -1,6 +1,6 @@
 """Reads the topics risk uses as tables into `Tables`: latest value per key wins.
 
-reference.accounts, reference.instruments and ledger.balances are compacted and read from the
+reference.accounts, reference.instruments, ledger.balances and risk.controls are compacted and read from the
 beginning; md.trades only from its last `TRADES_TAIL` records per partition (the last price is
 all risk needs); `fills` from the offsets the oldest ledger snapshot includes, so that every
 fill some snapshot does not include yet is read (tables.py). No consumer group, no commits:
@@ -42,6 +42,7 @@ TABLES = {
     "reference.instruments": "Instrument",
     "ledger.balances": "AccountSnapshot",
     "md.trades": "TradeTick",
+    "risk.controls": "RiskControl",
     # After ledger.balances: read from where the oldest snapshot stops (Tables.fills_start).
     "fills": "Fill",
 }

@@ -166,6 +166,8 @@ class Tables:
         # Per account: the `fills` offsets its latest snapshot includes (every fill below them).
         self.included: dict[str, dict[int, int]] = {}
         self.newest_fill_ns = 0
+        # Accounts live risk blocked on a cut-loss breach (risk.controls), until re-enabled.
+        self.blocked: set[str] = set()
 
     def apply(self, topic: str, value: dict[str, Any]) -> None:
         """One decoded record of a table topic (catalog name). A reference record risk cannot
@@ -201,6 +203,11 @@ class Tables:
                 unsettled.settle(included)
         elif topic == "md.trades":
             self.last_e3[value["security"]] = value["price_e3"]
+        elif topic == "risk.controls":
+            if value["blocked"]:
+                self.blocked.add(value["account"])
+            else:
+                self.blocked.discard(value["account"])
 
     def apply_fill(self, partition: int, offset: int, value: dict[str, Any]) -> None:
         """One decoded Fill read from `fills` at (partition, offset)."""

@@ -6,7 +6,7 @@ in its log, or its `ready_port` accepts a TCP connection), and stops them: SIGTE
 reverse start order, then SIGKILL to whatever is still alive after a bounded wait.
 `HkexFirm` is another firm's OCG-C session, to rest or take liquidity on the simulator over
 FIX while it runs as a separate process. `venue_specs` builds the process table of the whole venue (hkex-sim with OMD-C, omd-ingest,
-matcher, router, ledger-sink, dropcopy, recon, analytics, and on request the ledger's outbox
+matcher, router, ledger-sink, dropcopy, recon, analytics, risk, and on request the ledger's outbox
 relay) on the ports of one `VenuePorts`.
 
 Guarantees:
@@ -436,6 +436,13 @@ def venue_specs(ports: VenuePorts, options: VenueOptions) -> list[ProcessSpec]:
             # Faust's worker logs this once its partitions are assigned and its agents consume.
             ready_log=("[^Worker]: Ready",),
             ready_timeout_s=60.0,
+        ),
+        ProcessSpec(
+            "risk",
+            sampan_command("risk"),
+            ready_log=("risk: following",),
+            ready_timeout_s=45.0,
+            liveness_file=liveness_path(current, "sampan-risk"),
         ),
     ]
     if options.with_relay:

@@ -20,6 +20,7 @@ PROCESS_PACKAGES = frozenset(
         "ledger_sink",
         "ui_bridge",
         "analytics",
+        "risk",
     }
 )
 TOOLS = "tools"

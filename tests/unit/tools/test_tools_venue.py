@@ -124,6 +124,7 @@ def test_venue_specs_start_with_the_simulator_on_its_ports(tmp_path: Path) -> No
         "recon",
         "omd-ingest",
         "analytics",
+        "risk",
     }
     analytics = next(s for s in specs if s.name == "analytics")
     assert analytics.command[-1] == "analytics" and analytics.ready_log
