@@ -341,6 +341,9 @@ def _account_json(view: View, account: str) -> dict[str, Any]:
         "member": view.member_of(account),
         "limits": view.accounts.get(account),
         "snapshot": view.snapshots.get(account),
+        # Live risk's marked-to-market figures (risk.marks) and block (risk.controls), if any.
+        "mark": view.marks.get(account),
+        "control": view.controls.get(account),
     }
 
 
@@ -637,6 +640,26 @@ async def set_limits(request: Request, session: Session) -> Response:
     return JSONResponse(record, status_code=202)
 
 
+async def risk_enable(request: Request, session: Session) -> Response:
+    """A risk officer re-enables an account live risk blocked on a cut-loss breach."""
+    ui = _ui(request)
+    name = request.path_params["account"]
+    refusal = may_on_account(session, Action.SET_LIMITS, name, ui.view.member_of(name))
+    if refusal is not None:
+        return await refuse(request, session, "risk_enable", name, refusal)
+    record = {
+        "account": name,
+        "blocked": False,
+        "reason": "ENABLED",
+        "alert_id": None,
+        "user": session.username,
+        "ts_ns": time.time_ns(),
+    }
+    await ui.sink.send("risk.controls", name, "RiskControl", record)
+    log.info("ui: %s re-enabled %s after a cut-loss block", session.username, name)
+    return JSONResponse(record, status_code=202)
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(OPENAPI)
 
@@ -837,6 +860,7 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         Route("/api/orders/{cl_ord_id}/amend", api(amend_order), methods=["POST"]),
         Route("/api/batches", api(place_batch), methods=["POST"]),
         Route("/api/risk/accounts", api(risk_accounts)),
+        Route("/api/risk/accounts/{account}/enable", api(risk_enable), methods=["POST"]),
         Route("/api/recon/breaks", api(recon_breaks)),
         Route("/api/surveillance/alerts", api(surveillance_alerts)),
         Route("/api/access-audit", api(access_audit)),

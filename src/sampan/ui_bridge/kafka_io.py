@@ -51,6 +51,8 @@ FOLLOWED: dict[str, str] = {
     "md.movers": "Movers",
     "orders.events": "ExecutionReport",
     "recon.breaks": "ReconBreak",
+    "risk.marks": "AccountMark",
+    "risk.controls": "RiskControl",
     "surveillance.alerts": "SurveillanceAlert",
 }
 TRADES_TAIL = 1_000

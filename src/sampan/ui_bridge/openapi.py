@@ -183,6 +183,9 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/api/risk/accounts": {"get": _op("risk: every account's exposure and cut-loss distance")},
+        "/api/risk/accounts/{account}/enable": {
+            "post": _op("risk officers: re-enable an account a cut-loss breach blocked")
+        },
         "/api/recon/breaks": {"get": _op("risk and auditors: reconciliation breaks, newest first")},
         "/api/surveillance/alerts": {
             "get": _op("risk and auditors: surveillance alerts (latest per alert id), newest first")

@@ -101,6 +101,9 @@ class View:
     instruments: dict[int, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Live risk's marked-to-market figures per account (risk.marks), and its blocks.
+    marks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
     depth: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     stats: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     movers_of: dict[str, dict[str, Any]] = field(default_factory=dict)  # venue → Movers record
@@ -259,6 +262,14 @@ class View:
                 },
             ),
         ]
+
+    def _on_risk_marks(self, r: dict[str, Any]) -> list[Update]:
+        self.marks[r["account"]] = r
+        return [Update("account", r["account"], {"type": "mark", **r})]
+
+    def _on_risk_controls(self, r: dict[str, Any]) -> list[Update]:
+        self.controls[r["account"]] = r
+        return [Update("account", r["account"], {"type": "control", **r})]
 
     def _on_md_depth(self, r: dict[str, Any]) -> list[Update]:
         key = (r["venue"], r["security"])

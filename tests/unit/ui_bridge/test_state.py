@@ -346,3 +346,21 @@ def test_a_surveillance_alert_raised_again_replaces_itself_on_the_recon_channel(
     view.apply("surveillance.alerts", fuller)
     assert list(view.alerts) == ["WASH_TRADE:INTERNAL:X9", "SPOOFING:S1:700:O1"]
     assert view.alerts["SPOOFING:S1:700:O1"] == fuller
+
+
+def test_live_risk_marks_and_blocks_reach_the_account_channel() -> None:
+    from sampan.risk.book import RiskBook, RiskConfig
+    from sampan.risk.records import control_record, mark_record
+
+    book = RiskBook(RiskConfig(mark_interval_ns=0))
+    book.limits("A1", "M1", 0, 1)
+    book.snapshot("A1", "M1", 1_000, {700: 100}, {})
+    book.price(700, 470_000, 1)
+    (mark,) = book.flush(2, "2026-11-30").marks
+    view = View()
+    (update,) = view.apply("risk.marks", mark_record(mark))
+    assert (update.channel, update.key, update.message["type"]) == ("account", "A1", "mark")
+    assert update.message["equity_cents"] == 1_000 + 4_700_000
+    assert view.marks["A1"]["holdings_value_cents"] == 4_700_000
+    (update,) = view.apply("risk.controls", control_record("A1", True, "sampan-risk", 3, "x"))
+    assert update.message["type"] == "control" and view.controls["A1"]["blocked"]

@@ -102,6 +102,7 @@ BENCHES: dict[str, str] = {
     "auction": "sampan.tools.bench.auction:run",
     "venue": "sampan.tools.bench.venue:run",
     "floor": "sampan.tools.bench.floor:run",
+    "analytics": "sampan.tools.bench.analytics:run",
 }
 
 

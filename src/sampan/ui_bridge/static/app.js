@@ -376,6 +376,14 @@ function onMessage(msg) {
       if (S.risk.length) { const row = S.risk.find((r) => r.account === msg.account); if (row) { row.snapshot = msg; renderRisk(); } }
       break;
     }
+    case "mark": case "control": {
+      // Live risk's marked-to-market figures (risk.marks) and its cut-loss block (risk.controls).
+      const field = msg.type;
+      const a = S.accounts.get(msg.account);
+      if (a) { a[field] = msg; if (msg.account === S.account) renderHeader(field === "mark"); }
+      if (S.risk.length) { const row = S.risk.find((r) => r.account === msg.account); if (row) { row[field] = msg; renderRisk(); } }
+      break;
+    }
     case "limits": {
       const a = S.accounts.get(msg.account);
       if (a) { a.limits = { ...(a.limits || {}), ...msg }; if (msg.account === S.account) renderHeader(); }
@@ -467,6 +475,7 @@ function reasonText(code, text) {
     PRICE_COLLAR: "price too far from the reference price", OFF_TICK: "price not on the spread table's tick",
     NOT_BOARD_LOT: "quantity not a whole number of board lots", INSUFFICIENT_INVENTORY: "not enough shares to sell",
     INSUFFICIENT_BUYING_POWER: "not enough buying power", CUT_LOSS: "equity below the cut-loss level",
+    CUT_LOSS_BREACHED: "cut-loss breached (marked to market): only orders that reduce risk until a risk officer re-enables the account",
     SHORT_NOT_ALLOWED: "short selling not allowed", INSTRUMENT_DISABLED: "security not enabled",
   };
   return [code, words[code], text].filter(Boolean).join(" — ");
@@ -501,7 +510,11 @@ function setCents(id, value, flash) {
 
 function renderHeader(flash = false) {
   const a = S.accounts.get(S.account);
-  const snap = a && a.snapshot;
+  // Live risk's mark (every position at the newest trade of either venue) when there is one,
+  // else the ledger's snapshot (positions at the last fill price the ledger posted).
+  const mark = a && a.mark;
+  const snap = mark || (a && a.snapshot);
+  const breached = mark ? mark.level === "BREACHED" : snap && snap.cut_loss_breached;
   const limits = (a && a.limits) || {};
   setCents("h-equity", snap ? snap.equity_cents : null, flash);
   setCents("h-portfolio", snap ? snap.portfolio_value_cents : null, flash);
@@ -512,13 +525,16 @@ function renderHeader(flash = false) {
   const dist = $("#h-cutloss-dist");
   if (snap) {
     const d = Money.big(snap.equity_cents) - Money.big(snap.cut_loss_equity_cents);
-    dist.textContent = (snap.cut_loss_breached ? "BREACHED " : "headroom ") + Money.cents(d);
-    dist.className = "sub " + (snap.cut_loss_breached || d < 0n ? "loss" : "");
+    const level = breached ? "BREACHED " : mark && mark.level === "WARNING" ? "WARNING headroom " : "headroom ";
+    dist.textContent = level + Money.cents(d) + (mark ? " (marked)" : "");
+    dist.className = "sub " + (breached || d < 0n ? "loss" : "");
   } else dist.textContent = "";
-  $("#h-equity").className = snap && snap.cut_loss_breached ? "loss" : "";
+  $("#h-equity").className = breached ? "loss" : "";
   const halted = `Account ${S.account} is halted: new orders are refused.`;
+  const blocked = `Account ${S.account}: cut-loss breached; orders that add risk are refused until a risk officer re-enables it.`;
   if (limits.enabled === false) banner(halted, true);
-  else if ($("#banner").textContent.endsWith("is halted: new orders are refused.")) banner("");
+  else if (a && a.control && a.control.blocked) banner(blocked, true);
+  else if ($("#banner").textContent.endsWith("is halted: new orders are refused.") || $("#banner").textContent.endsWith("re-enables it.")) banner("");
 }
 
 function lastOf(security) {
@@ -972,14 +988,16 @@ function renderRisk() {
   const canChange = S.user.role === "risk";
   if (!S.risk.length) { body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 9 }, "No accounts"))); return; }
   body.replaceChildren(...S.risk.map((r) => {
-    const s = r.snapshot || {};
+    const s = r.mark || r.snapshot || {};
     const limits = r.limits || {};
     const enabled = limits.enabled !== false;
+    const blocked = !!(r.control && r.control.blocked);
     const eq = Money.big(s.equity_cents);
     const cut = s.cut_loss_equity_cents !== undefined ? Money.big(s.cut_loss_equity_cents) : null;
-    const dist = r.cut_loss_distance_cents !== undefined ? Money.big(r.cut_loss_distance_cents) : eq !== null && cut !== null ? eq - cut : null;
+    const dist = r.mark ? Money.big(r.mark.cut_loss_distance_cents) : r.cut_loss_distance_cents !== undefined ? Money.big(r.cut_loss_distance_cents) : eq !== null && cut !== null ? eq - cut : null;
     const exposure = r.exposure_cents !== undefined ? r.exposure_cents : s.holdings_value_cents;
-    const state = !enabled ? ["HALTED", "state-halted"] : s.cut_loss_breached ? ["CUT-LOSS", "state-breach"] : ["ACTIVE", "state-ok"];
+    const breached = r.mark ? r.mark.level === "BREACHED" : s.cut_loss_breached;
+    const state = !enabled ? ["HALTED", "state-halted"] : blocked ? ["BLOCKED", "state-breach"] : breached ? ["CUT-LOSS", "state-breach"] : r.mark && r.mark.level === "WARNING" ? ["WARNING", "state-breach"] : ["ACTIVE", "state-ok"];
     return el("tr", { dataset: { account: r.account } },
       el("td", {}, r.account), el("td", {}, r.member),
       el("td", { class: "num" }, Money.cents(s.equity_cents)),
@@ -988,9 +1006,20 @@ function renderRisk() {
       el("td", { class: "num" }, Money.cents(cut)),
       el("td", { class: "num " + (dist !== null && dist < 0n ? "loss" : "") }, Money.cents(dist)),
       el("td", { class: state[1] }, state[0]),
-      el("td", {}, canChange ? el("button", { class: enabled ? "danger" : "ok", onclick: () => setEnabled(r, !enabled) }, enabled ? "Halt" : "Enable") : ""),
+      el("td", {}, canChange ? el("button", { class: enabled ? "danger" : "ok", onclick: () => setEnabled(r, !enabled) }, enabled ? "Halt" : "Enable") : "",
+        canChange && blocked ? el("button", { class: "ok", onclick: () => reEnable(r) }, "Re-enable") : ""),
     );
   }));
+}
+
+// Lift live risk's cut-loss block (risk.controls): the router accepts orders that add risk again.
+async function reEnable(row) {
+  try {
+    row.control = await api("POST", `/api/risk/accounts/${encodeURIComponent(row.account)}/enable`);
+    const a = S.accounts.get(row.account);
+    if (a) a.control = row.control;
+    banner(""); renderRisk(); renderHeader();
+  } catch (e) { banner(`${row.account}: ${e.code} — ${e.message}`); }
 }
 
 async function setEnabled(row, enabled) {
