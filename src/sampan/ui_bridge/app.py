@@ -874,7 +874,8 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
         routes.append(Mount("/", StaticFiles(directory=STATIC_DIR), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, hsts=ui.secure_cookies)],
+        # HSTS only behind HTTPS; the OpenAPI check builds the app without a Ui.
+        middleware=[Middleware(SecurityHeaders, hsts=getattr(ui, "secure_cookies", False))],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
     )
