@@ -37,6 +37,8 @@ ROLE_PRINCIPALS: dict[str, tuple[str, ...]] = {
     "admin api": (ADMIN,),
     "deploy seed": (ADMIN,),
     "operators": (ADMIN,),
+    # The internal venue's schedule (`sampan venue-clock`) is the operator's: it runs as admin.
+    "venue_clock": (ADMIN,),
     "alerts": (ADMIN,),
 }
 AUDIT_EXCLUDED = frozenset({"matcher.snapshots"})  # books, not records; `audit export` skips it

@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sampan.tools.audit_cli",
     "sampan.analytics.cli",
     "sampan.risk.cli",
+    "sampan.tools.venue_clock",
 )
 
 # The principal each process command runs as on the broker (`sampan.credentials`); every other

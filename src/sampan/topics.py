@@ -93,7 +93,14 @@ CATALOG: tuple[Topic, ...] = (
         ("router",),
     ),
     _topic(
-        "orders.internal", "security", "OrderCommand", 3, "delete", NEVER, ("router",), ("matcher",)
+        "orders.internal",
+        "security",
+        "OrderCommand",
+        3,
+        "delete",
+        NEVER,
+        ("router", "venue_clock"),
+        ("matcher",),
     ),
     _topic(
         "orders.events",

@@ -130,8 +130,10 @@ _NEXT: dict[Phase, frozenset[Phase]] = {
     Phase.POS_NO_CANCEL: frozenset({Phase.POS_RANDOM_MATCHING}),
     Phase.POS_RANDOM_MATCHING: frozenset({Phase.BLOCKING}),
     Phase.BLOCKING: frozenset({Phase.CONTINUOUS}),
+    # CONTINUOUS -> NOT_YET_OPEN: a venue that traded without a schedule (continuously, the
+    # default) joins one at the start of a day; the day it leaves is closed first.
     Phase.CONTINUOUS: frozenset(
-        {Phase.LUNCH_BREAK, Phase.CAS_REFERENCE_PRICE_FIXING, Phase.CLOSED}
+        {Phase.LUNCH_BREAK, Phase.CAS_REFERENCE_PRICE_FIXING, Phase.CLOSED, Phase.NOT_YET_OPEN}
     ),
     Phase.LUNCH_BREAK: frozenset({Phase.CONTINUOUS}),
     Phase.CAS_REFERENCE_PRICE_FIXING: frozenset({Phase.CAS_ORDER_INPUT}),

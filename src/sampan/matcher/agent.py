@@ -104,6 +104,12 @@ class MatcherAgent:
                 record.offset,
                 command["ts_ns"],
             )
+        elif command["kind"] == "PHASE":  # an uncross or the close moves every book
+            for instrument in live.book.engine.instruments():
+                self.touched[(record.partition, instrument.security)] = (
+                    record.offset,
+                    command["ts_ns"],
+                )
         return outputs
 
     def end_batch(self) -> Iterable[Output]:

@@ -27,13 +27,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sampan.market.sessions import Phase
 from sampan.market.side import Side
 from sampan.matching.engine import Engine
 from sampan.matching.instrument import Instrument, Rules
 from sampan.matching.model import (
     AmendOrder,
+    AuctionUncrossed,
     CancelOrder,
     CancelRejected,
+    ChangePhase,
     Command,
     Event,
     ExecType,
@@ -42,6 +45,7 @@ from sampan.matching.model import (
     MassCancel,
     MassCancelled,
     OrderType,
+    PhaseChanged,
     PlaceOrder,
     StpMode,
     TimeInForce,
@@ -81,6 +85,8 @@ _ORD_TYPE = {
     "LIMIT": OrderType.LIMIT,
     "MARKET": OrderType.MARKET,
     "ENHANCED_LIMIT": OrderType.ENHANCED_LIMIT,
+    "AT_AUCTION": OrderType.AT_AUCTION,
+    "AT_AUCTION_LIMIT": OrderType.AT_AUCTION_LIMIT,
 }
 _TIF = {"DAY": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 
@@ -144,10 +150,12 @@ class PartitionBook:
 
     def apply(self, offset: int, command: dict[str, Any]) -> list[Record]:
         """Apply one OrderCommand read at `offset`; the records it yields, in order."""
+        kind = command["kind"]
+        if kind == "PHASE":
+            return self._phase(command)
         too_long = oversized(command)
         if too_long is not None:
             return [self._invalid(offset, command, too_long)]
-        kind = command["kind"]
         ts_ns = command["ts_ns"]
         account = command["account"]
         duplicate_of = 0
@@ -172,6 +180,19 @@ class PartitionBook:
             security = command["security"] or None
             engine_command = MassCancel(ts_ns, account, security)
         return self._records(command, self.engine.process(engine_command), duplicate_of)
+
+    def _phase(self, command: dict[str, Any]) -> list[Record]:
+        """A change of the trading phase, from the venue's schedule. It answers no account;
+        its effects (an uncross's fills and reports, expiries at the close) are records like
+        any other. A PHASE command naming no known phase is an error for the runtime to
+        dead-letter, raised before anything changes."""
+        name = command.get("phase")
+        phase = Phase.__members__.get(name) if isinstance(name, str) else None
+        if phase is None:
+            raise ValueError(f"PHASE command with unknown phase {name!r}")
+        events = self.engine.process(ChangePhase(command["ts_ns"], phase))
+        self._target = 0
+        return self._records(command, events, 0)
 
     def _invalid(self, offset: int, command: dict[str, Any], problem: str) -> Record:
         """The answer to a command refused before the engine saw it."""
@@ -243,7 +264,9 @@ class PartitionBook:
             elif isinstance(event, CancelRejected):
                 out.append(self._cancel_rejected(command, event))
             else:
-                assert isinstance(event, MassCancelled)
+                # A phase change and an auction's result are carried by the reports and fills
+                # around them; the venue status topic is not written from here yet.
+                assert isinstance(event, MassCancelled | PhaseChanged | AuctionUncrossed)
         return out
 
     def _report(self, command: dict[str, Any], event: ExecutionReport, duplicate_of: int) -> Record:

@@ -77,12 +77,13 @@ _AT_AUCTION_LIMIT = OrderType.AT_AUCTION_LIMIT
 class Engine:
     """Books by security code under one set of `Rules`."""
 
-    __slots__ = ("_books", "phase", "rules")
+    __slots__ = ("_books", "phase", "phase_since_ns", "rules")
 
     def __init__(self, rules: Rules | None = None, instruments: Iterable[Instrument] = ()) -> None:
         self.rules = rules if rules is not None else Rules()
         self._books: dict[int, OrderBook] = {}
         self.phase = Phase.CONTINUOUS
+        self.phase_since_ns = 0  # when the last applied ChangePhase took effect
         for instrument in instruments:
             self.add_instrument(instrument)
 
@@ -115,12 +116,15 @@ class Engine:
     def _change_phase(self, cmd: ChangePhase) -> list[Event]:
         """Move every book into the new phase, in ascending security order."""
         old = self.phase
+        if cmd.ts_ns <= self.phase_since_ns:
+            return [PhaseChanged(cmd.ts_ns, cmd.phase, old, True)]  # stale: applied already
         try:
             new = old.to(cmd.phase)
         except IllegalPhaseChangeError:
             return [PhaseChanged(cmd.ts_ns, cmd.phase, old, True)]
         out: list[Event] = [PhaseChanged(cmd.ts_ns, new, old)]
         self.phase = new
+        self.phase_since_ns = cmd.ts_ns
         for security in sorted(self._books):
             phases.enter(self._books[security], old, new, cmd.ts_ns, out)
         return out
@@ -424,6 +428,7 @@ class Engine:
         data = {
             "version": SNAPSHOT_VERSION,
             "phase": self.phase.name,
+            "phase_since_ns": self.phase_since_ns,
             "rules": asdict(self.rules),
             "instruments": [asdict(i) for i in self.instruments()],
             "books": [self._books[s].snapshot() for s in sorted(self._books)],
@@ -436,6 +441,7 @@ class Engine:
         assert data["version"] == SNAPSHOT_VERSION, f"snapshot version {data['version']}"
         engine = cls(Rules(**data["rules"]), (Instrument(**i) for i in data["instruments"]))
         engine.phase = Phase[data.get("phase", Phase.CONTINUOUS.name)]  # absent before phases
+        engine.phase_since_ns = data.get("phase_since_ns", 0)
         for book_data in data["books"]:
             engine._books[book_data["security"]].load(book_data)
         return engine

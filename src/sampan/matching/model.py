@@ -190,9 +190,11 @@ class MassCancel:
 
 @dataclass(frozen=True, slots=True)
 class ChangePhase:
-    """Move every book of the engine into `phase` (the venue's schedule decides when; the
-    command is a record of the input log, so a replay makes the same moves). Leaving an
-    auction's random period uncrosses each book; closing expires every order."""
+    """Move every book of the engine into `phase` at `ts_ns`, the moment the venue's schedule
+    set for the change (the command is a record of the input log, so a replay makes the same
+    moves). Changes apply in time order: one not later than the last applied is refused as
+    stale, so a schedule that restarts may resend its day. Leaving an auction's random period
+    uncrosses each book; closing expires every order."""
 
     ts_ns: int
     phase: Phase

@@ -16,7 +16,8 @@ Guarantees (each book, in the engine's ascending security order, events appended
   price, else the reference price. Closing (from either auction or continuous trading): every
   order left expires (all orders are day orders) and the day's close is fixed.
 - Roll-over to the next day (NOT_YET_OPEN): the close becomes the previous close and the
-  nominal price; the day's auction figures are cleared.
+  nominal price; the day's auction figures are cleared. From continuous trading (a venue that
+  traded without a schedule joining one) the day is closed first, as at CLOSED.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def enter(book: OrderBook, old: Phase, new: Phase, ts_ns: int, out: list[Event])
             out.append(book.expire(order, ts_ns))
         _clear_auction(book)
     elif new is Phase.NOT_YET_OPEN:
+        if old is Phase.CONTINUOUS:  # joining a schedule: the unscheduled day closes first
+            enter(book, old, Phase.CLOSED, ts_ns, out)
         day.prev_close_e3 = day.close_e3 or day.prev_close_e3
         day.close_e3 = 0
         if day.prev_close_e3:

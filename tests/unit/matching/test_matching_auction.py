@@ -38,10 +38,12 @@ def _engine(nominal: int = NOMINAL, rules: Rules | None = None) -> Engine:
     return Engine(rules, [Instrument(SEC, 100, nominal_price_e3=nominal)])
 
 
-def _to(engine: Engine, *phases: Phase, ts: int = 1) -> list[Event]:
+def _to(engine: Engine, *phases: Phase) -> list[Event]:
+    """Move through `phases`, each a nanosecond after the last change (changes apply in time
+    order)."""
     out: list[Event] = []
     for phase in phases:
-        events = engine.process(ChangePhase(ts, phase))
+        events = engine.process(ChangePhase(engine.phase_since_ns + 1, phase))
         assert isinstance(events[0], PhaseChanged) and not events[0].refused, events[0]
         out += events
     return out
@@ -94,7 +96,7 @@ def test_orders_accumulate_crossed_and_uncross_at_one_price() -> None:
         (1, 2, 100, 400_000),
         (1, 4, 200, 400_000),
     ]
-    assert events[-1] == AuctionUncrossed(1, SEC, 400_000, 400)
+    assert events[-1][1:] == (SEC, 400_000, 400)
     # the at-auction limit sell left over becomes a limit order; nothing at-auction is left
     assert engine.resting_orders(SEC) == [(4, Side.SELL, 400_000, 400, 200, 200)]
     engine.validate()
@@ -167,6 +169,30 @@ def test_illegal_phase_change_is_refused_and_changes_nothing() -> None:
     assert engine.phase is Phase.CONTINUOUS
 
 
+def test_a_resent_change_is_stale_so_a_schedule_may_resend_its_day() -> None:
+    engine = _engine()
+    day = [(10, Phase.LUNCH_BREAK), (20, Phase.CONTINUOUS)]
+    for ts, phase in day:
+        engine.process(ChangePhase(ts, phase))
+    for ts, phase in day:  # resent after a restart: nothing moves back to lunch
+        (event,) = engine.process(ChangePhase(ts, phase))
+        assert isinstance(event, PhaseChanged) and event.refused
+    assert engine.phase is Phase.CONTINUOUS and engine.phase_since_ns == 20
+
+
+def test_an_unscheduled_venue_joins_a_schedule_at_a_day_start_closing_its_day() -> None:
+    engine = _engine()
+    _trade(engine, 410_000, 1)
+    engine.process(PlaceOrder(1, SEC, 3, "r", "mr", Side.BUY, 100, 405_000))
+    events = _to(engine, Phase.NOT_YET_OPEN)
+    expired = [
+        e for e in events if isinstance(e, ExecutionReport) and e.exec_type is ExecType.EXPIRED
+    ]
+    assert [e.order_id for e in expired] == [3]
+    _to(engine, Phase.POS_ORDER_INPUT)
+    assert engine.day_figures(SEC)[3] == 410_000  # the previous close
+
+
 def _trade(engine: Engine, price: int, oid: int) -> None:
     engine.process(PlaceOrder(1, SEC, oid, "x", "mx", Side.SELL, 100, price))
     engine.process(PlaceOrder(1, SEC, oid + 1, "y", "my", Side.BUY, 100, price))
@@ -188,7 +214,7 @@ def test_closing_auction_band_close_and_roll_over() -> None:
     uncrossed = next(e for e in events if isinstance(e, AuctionUncrossed))
     # 404 and 405 both trade 200; at 404 the imbalance is 100 (sell), at 405 also 100:
     # nearest the reference price 410 wins.
-    assert uncrossed == AuctionUncrossed(1, SEC, 405_000, 200)
+    assert uncrossed[1:] == (SEC, 405_000, 200)
     expired = [
         e for e in events if isinstance(e, ExecutionReport) and e.exec_type is ExecType.EXPIRED
     ]
@@ -209,7 +235,8 @@ def test_closing_auction_without_an_iep_matches_at_the_reference_price() -> None
     assert engine.indicative(SEC) is None
     _to(engine, Phase.CAS_NO_CANCEL, Phase.CAS_RANDOM_CLOSE)
     events = _to(engine, Phase.CLOSED)
-    assert AuctionUncrossed(1, SEC, 410_000, 100) in events
+    uncrossed = next(e for e in events if isinstance(e, AuctionUncrossed))
+    assert uncrossed[1:] == (SEC, 410_000, 100)
 
 
 def test_snapshot_round_trip_in_the_middle_of_an_auction() -> None:
