@@ -68,8 +68,8 @@ def run_auction_bench(seed: int = 42, orders: int = ORDERS_DEFAULT) -> dict[str,
     engine = Engine(instruments=[Instrument(SECURITY, 100, nominal_price_e3=REFERENCE_E3)])
     engine.process(PlaceOrder(1, SECURITY, 1, "S", "MS", Side.SELL, 100, REFERENCE_E3))
     engine.process(PlaceOrder(1, SECURITY, 2, "B", "MB", Side.BUY, 100, REFERENCE_E3))
-    for phase in (Phase.CAS_REFERENCE_PRICE_FIXING, Phase.CAS_ORDER_INPUT):
-        engine.process(ChangePhase(2, phase))
+    for ts_ns, phase in ((2, Phase.CAS_REFERENCE_PRICE_FIXING), (3, Phase.CAS_ORDER_INPUT)):
+        engine.process(ChangePhase(ts_ns, phase))  # changes apply in time order
     commands = _orders(seed, orders)
     started = time.perf_counter_ns()
     accepted = 0
@@ -81,10 +81,10 @@ def run_auction_bench(seed: int = 42, orders: int = ORDERS_DEFAULT) -> dict[str,
     indicative = engine.indicative(SECURITY)
     iep_ns = time.perf_counter_ns() - started
     assert indicative is not None, "the benchmark's book crosses"
-    for phase in (Phase.CAS_NO_CANCEL, Phase.CAS_RANDOM_CLOSE):
-        engine.process(ChangePhase(4, phase))
+    for ts_ns, phase in ((4, Phase.CAS_NO_CANCEL), (5, Phase.CAS_RANDOM_CLOSE)):
+        engine.process(ChangePhase(ts_ns, phase))
     started, cpu_started = time.perf_counter_ns(), time.process_time_ns()
-    events = engine.process(ChangePhase(5, Phase.CLOSED))
+    events = engine.process(ChangePhase(6, Phase.CLOSED))
     uncross_ns = time.perf_counter_ns() - started
     uncross_cpu_ns = time.process_time_ns() - cpu_started
     engine.validate()
