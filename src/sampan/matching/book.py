@@ -41,6 +41,7 @@ from sampan.matching.model import (
     OrderType,
     StpMode,
 )
+from sampan.matching.volatility import Volatility
 
 DepthLevel = tuple[int, int, int]  # (price_e3, qty, order_count)
 
@@ -228,6 +229,7 @@ class OrderBook:
         "security",
         "seq",
         "table",
+        "vcm",
     )
 
     def __init__(self, instrument: Instrument, rules: Rules) -> None:
@@ -243,6 +245,9 @@ class OrderBook:
         self.last_px_e3 = 0
         self.exec_base = instrument.security * EXEC_ID_SECURITY_FACTOR
         self.day = DayState()
+        self.vcm: Volatility | None = None
+        if rules.vcm_band_bps:
+            self.vcm = Volatility(rules.vcm_band_bps, rules.vcm_window_ns, rules.vcm_cooling_ns)
 
     def set_instrument(self, instrument: Instrument) -> None:
         assert instrument.security == self.security
@@ -326,6 +331,7 @@ class OrderBook:
         ts_ns: int,
         out: list[Event],
         matching: bool = True,
+        bound_e3: int | None = None,
     ) -> None:
         """Amend a resting order to `price_e3` and total quantity `qty` (the engine has checked
         the request: something changes, `qty` above what has filled). A quantity decrease at
@@ -353,7 +359,7 @@ class OrderBook:
         if not matching:
             self.rest_any(order)
             return
-        self.match(order, price_e3, ts_ns, out)
+        self.match(order, price_e3 if bound_e3 is None else bound_e3, ts_ns, out)
         if order.leaves_qty and order.status is not _STATUS_CANCELED:
             self.rest(order)
 
@@ -380,6 +386,7 @@ class OrderBook:
         stp = self.rules.stp_enabled
         member = taker.member
         orders, security, exec_base, append = self.orders, self.security, self.exec_base, out.append
+        vcm = self.vcm
         while keys and keys[-1] >= key_bound:
             level = levels[sign * keys[-1]]
             price = level.price_e3
@@ -399,6 +406,8 @@ class OrderBook:
                 taker.leaves_qty = taker_leaves = taker_leaves - qty
                 taker.cum_qty += qty
                 self.last_px_e3 = price
+                if vcm is not None:
+                    vcm.traded(ts_ns, price)
                 self.seq = seq = self.seq + 1
                 exec_id = exec_base + seq
                 buyer, seller = (taker, maker) if taker_buys else (maker, taker)
@@ -556,6 +565,8 @@ class OrderBook:
             s += seller.leaves_qty == 0
         if traded:
             self.last_px_e3 = price_e3
+            if self.vcm is not None:
+                self.vcm.traded(ts_ns, price_e3)
         return traded
 
     def expire(self, order: Order, ts_ns: int) -> ExecutionReport:
@@ -593,6 +604,7 @@ class OrderBook:
         rows = sorted(self.orders.values(), key=lambda o: o.priority)
         return {
             "day": self.day.to_list(),
+            "vcm": self.vcm.to_list() if self.vcm is not None else None,
             "security": self.security,
             "seq": self.seq,
             "priority_seq": self.priority_seq,
@@ -612,6 +624,8 @@ class OrderBook:
         self.seq = data["seq"]
         self.last_px_e3 = data["last_px_e3"]
         self.day = DayState.from_list(data.get("day"))
+        if self.vcm is not None:
+            self.vcm.load(data.get("vcm"))
         for row in data["orders"]:
             oid, account, member, side, price, qty, cum, ts, otype, stp, status, prio = row
             order = Order(

@@ -52,6 +52,7 @@ from sampan.matching.model import (
     RejectReason,
     RequestKind,
     TimeInForce,
+    VolatilityControlStarted,
 )
 
 SNAPSHOT_VERSION = 1
@@ -200,12 +201,22 @@ class Engine:
             cmd.order_id, cmd.account, cmd.member, cmd.side, price_e3, cmd.qty, order_type,
             cmd.stp, ts_ns,
         )  # fmt: skip
+        limit = None
+        reach_e3 = bound_e3
+        if book.vcm is not None and reason is None:
+            limit, bound_e3 = _vcm_clamp(book, cmd.side, bound_e3, ts_ns)
+            cooling = limit is not None and book.vcm.cooling and order_type is not _MARKET
+            if cooling and limit is not None and not limit[0] <= cmd.price_e3 <= limit[1]:
+                reason = RejectReason.PRICE_OUTSIDE_VCM_BAND
         if reason is None and tif is _FOK and book.fillable_qty(order, bound_e3) < cmd.qty:
             reason = RejectReason.FOK_NOT_FILLABLE
         if reason is not None:
             return [_rejected(cmd, reason, book.next_exec_id())]
         out: list[Event] = [book.report(order, _ACCEPTED, ts_ns)]
         book.match(order, bound_e3, ts_ns, out)
+        if limit is not None and _vcm_check(book, order, reach_e3, limit, ts_ns, out):
+            out.append(book.close_unrested(order, _EXPIRED, ts_ns))  # stopped: the rest ends
+            return out
         if order.leaves_qty and order.status is not _STATUS_CANCELED:
             if tif is _DAY:
                 book.rest(order)
@@ -325,7 +336,21 @@ class Engine:
         assert order is not None
         out: list[Event] = []
         matching = self.phase is _CONTINUOUS
-        book.amend(order, cmd.price_e3, cmd.qty, cmd.ts_ns, out, matching)
+        limit, bound_e3 = None, cmd.price_e3
+        if book.vcm is not None and matching:
+            limit, bound_e3 = _vcm_clamp(book, order.side, cmd.price_e3, cmd.ts_ns)
+            outside = limit is not None and not limit[0] <= cmd.price_e3 <= limit[1]
+            if outside and book.vcm.cooling:  # it could rest crossed: refused as a new order is
+                reason = RejectReason.PRICE_OUTSIDE_VCM_BAND
+                return [_cancel_rejected(cmd, RequestKind.AMEND, reason, book.next_exec_id())]
+        book.amend(order, cmd.price_e3, cmd.qty, cmd.ts_ns, out, matching, bound_e3)
+        stopped = limit is not None and order.level is not None
+        if (
+            stopped
+            and limit is not None
+            and _vcm_check(book, order, cmd.price_e3, limit, cmd.ts_ns, out)
+        ):
+            out.append(book.expire(order, cmd.ts_ns))  # stopped: the rest ends
         return out
 
     def _check_amend(
@@ -445,6 +470,50 @@ class Engine:
         for book_data in data["books"]:
             engine._books[book_data["security"]].load(book_data)
         return engine
+
+
+def _vcm_clamp(
+    book: OrderBook, side: Side, bound_e3: int, ts_ns: int
+) -> tuple[tuple[int, int] | None, int]:
+    """The volatility band now (None if none) and `bound_e3` clamped inside it."""
+    assert book.vcm is not None
+    limit = book.vcm.band(book.table, ts_ns)
+    if limit is None:
+        return None, bound_e3
+    low, high = limit
+    best = book.opposite(side).best_price_e3()
+    # The walk starts at the best opposite price: if that is already outside the band (on
+    # the far side, e.g. a buy meeting an offer under the band), nothing may trade at all.
+    if side is _BUY:
+        return limit, (best - 1 if best is not None and best < low else min(bound_e3, high))
+    return limit, (best + 1 if best is not None and best > high else max(bound_e3, low))
+
+
+def _vcm_check(
+    book: OrderBook,
+    order: Order,
+    reach_e3: int,
+    limit: tuple[int, int],
+    ts_ns: int,
+    out: list[Event],
+) -> bool:
+    """Start a cooling-off if `order`, stopped at the band, would have traded beyond it; True
+    then (the caller ends the order's rest, which would otherwise cross the book)."""
+    vcm = book.vcm
+    assert vcm is not None
+    if vcm.cooling or not order.leaves_qty or order.status is _STATUS_CANCELED:
+        return False
+    best = book.opposite(order.side).best_price_e3()
+    if best is None:
+        return False
+    low, high = limit
+    buys = order.side is _BUY
+    reachable = best <= reach_e3 if buys else best >= reach_e3
+    if reachable and not low <= best <= high:
+        _start, end, reference, low, high = vcm.trigger(book.table, ts_ns)
+        out.append(VolatilityControlStarted(ts_ns, book.security, end, reference, low, high))
+        return True
+    return False
 
 
 def _auction_limits(book: OrderBook, side: Side, price_e3: int) -> RejectReason | None:

@@ -40,7 +40,8 @@ class Rules:
     from the best opposite price inclusive (HKEX: 10, the best and 9 spreads beyond).
     `nominal_price_check_factor`: reject prices >= factor x nominal or <= nominal / factor
     (0 turns the check off). `market_collar_bps`: a market order trades no further than this
-    from the best opposite price at arrival; the rest expires.
+    from the best opposite price at arrival; the rest expires. `vcm_band_bps`: volatility
+    control (`matching.volatility`); off at 0, as before it existed.
     """
 
     limit_matches_best_only: bool = False
@@ -50,12 +51,16 @@ class Rules:
     stp_enabled: bool = True
     market_orders_allowed: bool = True
     market_collar_bps: int = 500
+    vcm_band_bps: int = 0  # volatility control: 0 off; HKEX 1,000 (10%) for the large caps
+    vcm_window_ns: int = 300 * 1_000_000_000  # the reference is the price this long before
+    vcm_cooling_ns: int = 300 * 1_000_000_000  # a cooling-off period lasts this long
 
     def __post_init__(self) -> None:
         assert self.enhanced_limit_levels_max >= 1
         assert self.max_lots_per_order >= 1
         assert self.nominal_price_check_factor >= 0
         assert 0 <= self.market_collar_bps < 10_000
+        assert 0 <= self.vcm_band_bps < 10_000
 
     @classmethod
     def internal(cls) -> Rules:

@@ -98,6 +98,7 @@ class RejectReason(_Enum):
     INVALID_TIME_IN_FORCE = 17  # a market order must be IOC or FOK; auction orders are DAY
     NOT_IN_THIS_PHASE = 18  # the trading phase takes no such request (e.g. cancels at no-cancel)
     PRICE_OUTSIDE_AUCTION_LIMITS = 19  # beyond the auction's price band or no-cancel limits
+    PRICE_OUTSIDE_VCM_BAND = 20  # beyond the volatility band during a cooling-off period
 
 
 class CancelReason(_Enum):
@@ -348,6 +349,36 @@ class AuctionUncrossed(NamedTuple):
         return tuple.__hash__(self)
 
 
-Event = ExecutionReport | Fill | CancelRejected | MassCancelled | PhaseChanged | AuctionUncrossed
+class VolatilityControlStarted(NamedTuple):
+    """A trade beyond the band around the price five minutes earlier was stopped: until
+    `end_ns` trades in `security` stay within `low_e3`..`high_e3` (OMD-C VCM Trigger, 3.10.8).
+    The reports of the order that triggered it precede it."""
+
+    ts_ns: int
+    security: int
+    end_ns: int
+    reference_e3: int
+    low_e3: int
+    high_e3: int
+
+    def __eq__(self, other: object) -> bool:
+        return _same_event(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not _same_event(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+Event = (
+    ExecutionReport
+    | Fill
+    | CancelRejected
+    | MassCancelled
+    | PhaseChanged
+    | AuctionUncrossed
+    | VolatilityControlStarted
+)
 
 EXEC_ID_SECURITY_FACTOR = 10**13  # 99,999 securities x 10^13 still fits a signed 64-bit int.

@@ -39,6 +39,9 @@ def indicative(book: OrderBook) -> Equilibrium | None:
 
 def enter(book: OrderBook, old: Phase, new: Phase, ts_ns: int, out: list[Event]) -> None:
     day = book.day
+    if book.vcm is not None and new is not Phase.CONTINUOUS:
+        book.vcm.until_ns = 0  # a cooling-off ends with its session
+        book.vcm.session_used = False  # and the next session may trigger once
     if new is Phase.POS_ORDER_INPUT:
         day.reference_e3 = day.prev_close_e3 or book.instrument.nominal_price_e3
         day.band_low_e3, day.band_high_e3 = band(book.table, day.reference_e3, POS_BAND_BPS)

@@ -235,3 +235,14 @@ def test_price_outside_auction_limits() -> None:
     e.process(ChangePhase(3, Phase.POS_ORDER_INPUT))  # +/-15% of 400.000: 340.000..460.000
     rejected_new(e.process(buy(price_e3=460_200)), RejectReason.PRICE_OUTSIDE_AUCTION_LIMITS)
     assert e.process(buy(order_id=7, price_e3=460_000))[0].exec_type is ExecType.ACCEPTED
+
+
+def test_price_outside_vcm_band() -> None:
+    e = Engine(Rules(vcm_band_bps=1_000), [TENCENT])
+    minute = 60 * 1_000_000_000
+    e.process(PlaceOrder(0, 700, 1, "acc-b", "mem-b", Side.SELL, 100, 400_000))
+    e.process(PlaceOrder(0, 700, 2, "acc-a", "mem-a", Side.BUY, 100, 400_000))  # reference
+    e.process(PlaceOrder(5 * minute, 700, 3, "acc-b", "mem-b", Side.SELL, 100, 460_000))
+    e.process(PlaceOrder(5 * minute, 700, 4, "acc-a", "mem-a", Side.BUY, 100, 460_000))  # stopped
+    late = PlaceOrder(6 * minute, 700, 5, "acc-a", "mem-a", Side.BUY, 100, 450_000)
+    rejected_new(e.process(late), RejectReason.PRICE_OUTSIDE_VCM_BAND)
