@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -844,8 +844,9 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
-    routes = [
+def route_table() -> list[BaseRoute]:
+    """Every route the screen serves: the REST API, the WebSocket and the page."""
+    routes: list[BaseRoute] = [
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", api(logout), methods=["POST"]),
         Route("/api/me", api(me)),
@@ -872,10 +873,13 @@ def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=STATIC_DIR), name="static"))
+    return routes
+
+
+def build_app(ui: Ui, lifespan: Any = None) -> Starlette:
     app = Starlette(
-        routes=routes,
-        # HSTS only behind HTTPS; the OpenAPI check builds the app without a Ui.
-        middleware=[Middleware(SecurityHeaders, hsts=getattr(ui, "secure_cookies", False))],
+        routes=route_table(),
+        middleware=[Middleware(SecurityHeaders, hsts=ui.secure_cookies)],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
     )
