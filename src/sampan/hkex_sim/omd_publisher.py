@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from sampan.hkex_sim.market import DepthLevel, ListedSecurity, Market, MarketUpdate
 from sampan.market.calendar import midnight_ns, trading_day
 from sampan.market.rules import SPREAD_TABLE_PART_A
+from sampan.market.sessions import Phase
 from sampan.omd.wire import (
     ACTION_CHANGE,
     ACTION_DELETE,
@@ -46,6 +47,7 @@ from sampan.omd.wire import (
     AggregateOrderBookUpdate,
     BookEntry,
     ClosingPrice,
+    MarketDefinition,
     Message,
     NominalPrice,
     SecurityDefinition,
@@ -60,8 +62,9 @@ PENDING_MESSAGES_MAX = 1_000_000
 CHANNEL_ID_DEFAULT = 1
 TRADE_IDS_PER_S = 10_000  # 86,400 s x 10,000 stays below the Uint32 TradeID's 2**32
 LISTING_DATE_UNKNOWN = 19_000_101  # §3.7.2 ListingDate: "Value is 19000101 for unknown"
-SESSION_CONTINUOUS = 2  # TradingSesStatus 2: open (continuous trading)
-SESSION_CLOSED = 3
+MARKET_CODE = "MAIN"
+MARKET_NAME = "Main Board"
+CONTROL_AUTOMATIC = "0"  # TradingSesControlFlag: the normal schedule
 SPREAD_TABLE_CODES = {SPREAD_TABLE_PART_A: "01"}  # HKEX's code of the current Part A table
 
 Views = tuple[tuple[DepthLevel, ...], tuple[DepthLevel, ...]]
@@ -211,7 +214,7 @@ class OmdPublisher:
         self._views: dict[int, Views] = {}
         self._pending: list[bytes] = []
         self._next_seq = 1
-        self._session_status = SESSION_CONTINUOUS
+        self._phase = Phase.CONTINUOUS
         self._session_ts_ns = 0
         market.add_listener(self._on_update)
 
@@ -257,8 +260,15 @@ class OmdPublisher:
             code, s.volume, s.turnover_e3, s.high_e3, s.low_e3, s.last_e3, vwap_e3, 0, 0
         )
 
-    def _session(self, status: int, now_ns: int) -> TradingSessionStatus:
-        return TradingSessionStatus("MAIN", 1, status, "", now_ns, 0)
+    def _session(self, phase: Phase, now_ns: int) -> TradingSessionStatus:
+        """The spec's codes for `phase` (3.8.1): SubID 3 / status 30 in continuous trading,
+        SubID 103 / status 50 after the close; the schedule is automatic."""
+        sub_id, status = phase.omd_codes
+        return TradingSessionStatus(MARKET_CODE, sub_id, status, CONTROL_AUTOMATIC, now_ns, 0)
+
+    def _market_definition(self) -> MarketDefinition:
+        count = len(list(self.market.securities()))
+        return MarketDefinition(MARKET_CODE, MARKET_NAME, "HKD", count)
 
     def sequence_reset(self, now_ns: int) -> None:
         """Start numbering again at 1 and republish the reference data and every book."""
@@ -270,7 +280,7 @@ class OmdPublisher:
         for listed in self.market.securities():
             self._emit(security_definition(listed))
         self._session_ts_ns = now_ns
-        self._emit(self._session(self._session_status, now_ns))
+        self._emit(self._session(self._phase, now_ns))
         for listed in self.market.securities():
             self._emit_book(listed.security)
             if self.market.statistics(listed.security).trade_count:
@@ -278,9 +288,9 @@ class OmdPublisher:
 
     def close_session(self, now_ns: int) -> None:
         """End of continuous trading: session status closed and a ClosingPrice each."""
-        self._session_status = SESSION_CLOSED
+        self._phase = Phase.CLOSED
         self._session_ts_ns = now_ns
-        self._emit(self._session(SESSION_CLOSED, now_ns))
+        self._emit(self._session(Phase.CLOSED, now_ns))
         for listed in self.market.securities():
             s = self.market.statistics(listed.security)
             self._emit(ClosingPrice(listed.security, s.last_e3, s.trade_count))
@@ -306,10 +316,10 @@ class OmdPublisher:
         Call it right after ``flush`` so no unflushed change is half included.
         """
         assert not self._pending, "snapshot between flushes only"
-        out: list[Message] = []
+        out: list[Message] = [self._market_definition()]
         for listed in self.market.securities():
             out.append(security_definition(listed))
-        out.append(self._session(self._session_status, self._session_ts_ns))
+        out.append(self._session(self._phase, self._session_ts_ns))
         for listed in self.market.securities():
             code = listed.security
             bids, asks = self.view(code)
@@ -320,4 +330,6 @@ class OmdPublisher:
             if s.trade_count:
                 out.append(self._statistics(code))
             out.append(NominalPrice(code, s.nominal_e3))
+            if self._phase is Phase.CLOSED:  # after the close the refresh carries the close
+                out.append(ClosingPrice(code, s.last_e3, s.trade_count))
         return self.last_seq_num, out

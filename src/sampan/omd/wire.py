@@ -182,6 +182,50 @@ class TradingSessionStatus(_Fixed):
 
 @_register_fixed
 @dataclass(frozen=True, slots=True)
+class MarketDefinition(_Fixed):
+    """§3.7.1 (10): a market segment, at the start of the business day and in every refresh."""
+
+    MSG_TYPE: ClassVar[int] = 10
+    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<HH4s25s3sI")
+    _KINDS: ClassVar[str] = "aaai"
+
+    market_code: str
+    market_name: str
+    currency_code: str
+    number_of_securities: int
+
+
+@_register_fixed
+@dataclass(frozen=True, slots=True)
+class IndicativeEquilibriumPrice(_Fixed):
+    """§3.10.6 (41): the IEP (0 when there is none) and the IEV during an auction."""
+
+    MSG_TYPE: ClassVar[int] = 41
+    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<HHIiQ")
+    _KINDS: ClassVar[str] = "iii"
+
+    security_code: int
+    price_e3: int
+    aggregate_quantity: int
+
+
+@_register_fixed
+@dataclass(frozen=True, slots=True)
+class OrderImbalance(_Fixed):
+    """§3.9.8 (56): direction N (buy = sell), B (buy surplus), S (sell surplus) or blank (no
+    IEP, the quantity to be ignored); the quantity is the absolute difference at the IEP."""
+
+    MSG_TYPE: ClassVar[int] = 56
+    _STRUCT: ClassVar[struct.Struct] = struct.Struct("<HHI1sxQ2x")
+    _KINDS: ClassVar[str] = "iai"
+
+    security_code: int
+    order_imbalance_direction: str
+    order_imbalance_quantity: int
+
+
+@_register_fixed
+@dataclass(frozen=True, slots=True)
 class SecurityStatus(_Fixed):
     """§3.8.2 (21): suspension_indicator 2 halted or suspended, 3 resumed."""
 
@@ -581,6 +625,9 @@ class UnknownMessage:
 
 Message: TypeAlias = (
     SecurityDefinition
+    | MarketDefinition
+    | IndicativeEquilibriumPrice
+    | OrderImbalance
     | TradingSessionStatus
     | SecurityStatus
     | NominalPrice

@@ -172,3 +172,23 @@ def test_a_simulator_started_again_the_same_day_never_reuses_a_trade_id() -> Non
         per_security.setdefault(trade.security_code, []).append(trade.trade_id)
     for ids in per_security.values():
         assert ids == list(range(first + 1, first + 1 + len(ids)))
+
+
+def test_session_status_uses_the_specs_codes_and_the_refresh_carries_the_close() -> None:
+    from sampan.omd.wire import ClosingPrice, MarketDefinition, TradingSessionStatus
+
+    market, publisher, _, _kinds = _drive(seed=4, payload_max=1456)
+    _, messages = publisher.snapshot()
+    assert type(messages[0]) is MarketDefinition
+    assert messages[0].number_of_securities == len(list(market.securities()))
+    (session,) = [m for m in messages if type(m) is TradingSessionStatus]
+    assert (session.trading_session_sub_id, session.trading_ses_status) == (3, 30)
+    assert session.trading_ses_control_flag == "0"
+    assert not any(type(m) is ClosingPrice for m in messages)
+    publisher.close_session(T0 + 10**12)
+    publisher.flush()
+    _, messages = publisher.snapshot()
+    (session,) = [m for m in messages if type(m) is TradingSessionStatus]
+    assert (session.trading_session_sub_id, session.trading_ses_status) == (103, 50)
+    closes = [m for m in messages if type(m) is ClosingPrice]
+    assert len(closes) == len(list(market.securities()))

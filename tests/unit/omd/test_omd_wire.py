@@ -25,6 +25,9 @@ from sampan.omd.wire import (
 )
 
 FIXED_TYPES = [
+    wire.MarketDefinition,
+    wire.IndicativeEquilibriumPrice,
+    wire.OrderImbalance,
     wire.TradingSessionStatus,
     wire.SecurityStatus,
     wire.NominalPrice,
@@ -275,3 +278,11 @@ def test_encoding_an_out_of_range_value_is_a_value_error() -> None:
         wire.Logon("x" * 13).encode()
     with pytest.raises(ValueError):
         AggregateOrderBookUpdate(1, (BookEntry(0, 0, 0, 0, 0, 0),) * 256).encode()
+
+
+def test_auction_messages_have_the_specs_sizes() -> None:
+    # §3.7.1 Market Definition 40 bytes, §3.10.6 IEP 20, §3.9.8 Order Imbalance 20.
+    assert len(wire.MarketDefinition("MAIN", "Main Board", "HKD", 3).encode()) == 40
+    assert len(wire.IndicativeEquilibriumPrice(700, 514_000, 300).encode()) == 20
+    raw = wire.OrderImbalance(700, "B", 100).encode()
+    assert len(raw) == 20 and raw[8:9] == b"B"
