@@ -74,7 +74,8 @@ def _openssl(*args: str) -> None:
         raise StackError(f"openssl {args[0]} failed:\n{result.stdout}{result.stderr}")
 
 
-def _make_certificates(local: LocalSecurity) -> None:
+def make_certificates(local: LocalSecurity) -> None:
+    """The local CA and a certificate for 127.0.0.1 and localhost signed by it, in `local`."""
     root = local.root
     _openssl("genrsa", "-out", str(local.ca_key), "2048")
     _openssl(
@@ -127,7 +128,7 @@ def create(local: LocalSecurity, pg_port: int) -> None:
     pg_password = secrets.token_urlsafe(24)
     _secret_file(local.root / PG_PASSWORD_FILE, pg_password)
     _secret_file(local.pgpass, f"127.0.0.1:{pg_port}:*:sampan:{pg_password}")
-    _make_certificates(local)  # ca.pem last: its presence says the stack is secured
+    make_certificates(local)  # ca.pem last: its presence says the stack is secured
     staging_marker.unlink()
 
 

@@ -57,16 +57,22 @@ def free_port() -> int:
 
 
 class UiProc:
-    def __init__(self, directory: Path, tls: bool = False) -> None:
+    def __init__(
+        self, directory: Path, tls: bool = False, certs: LocalSecurity | None = None
+    ) -> None:
+        """`tls`: `sampan ui --tls` with the certificate of `certs` (default: the stack's)."""
         self.port = free_port()
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        # Over TLS the local stack's CA is the one to trust (`sampan ui --tls`).
-        ca = LocalSecurity.of(settings().state_dir).ca_file
+        local = certs or LocalSecurity.of(settings().state_dir)
         self.verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(ca)) if tls else True
+            ssl.create_default_context(cafile=str(local.ca_file)) if tls else True
         )
-        args = ["sampan.cli", "ui", "--port", str(self.port), *(["--tls"] if tls else [])]
+        args = ["sampan.cli", "ui", "--port", str(self.port)]
+        if tls:
+            args.append("--tls")
+        if tls and certs is not None:
+            args += ["--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key)]
         self.proc = Proc("ui", args, directory)
         self.clients: list[httpx.Client] = []
 
@@ -104,8 +110,8 @@ def start_ui(ui_schema: str) -> Iterator[Callable[..., UiProc]]:
     started: list[UiProc] = []
     directory = state_dir()
 
-    def start(tls: bool = False) -> UiProc:
-        ui = UiProc(directory, tls)
+    def start(tls: bool = False, certs: LocalSecurity | None = None) -> UiProc:
+        ui = UiProc(directory, tls, certs)
         started.append(ui)
         ui.wait_ready()
         return ui

@@ -1,14 +1,17 @@
-"""`sampan ui --tls` on a secured stack: HTTPS only, with the local CA's certificate, Secure and
+"""`sampan ui --tls`: HTTPS only, with the local CA's certificate (on a stack created without
+security, a certificate made for the test and given with --certfile/--keyfile), Secure and
 HttpOnly cookies, HSTS and the content security policy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import PASSWORD, UiProc
 
+from sampan import stack_security
 from sampan.config import settings
 from sampan.credentials import LocalSecurity
 from sampan.ui_bridge.store import Store
@@ -16,10 +19,13 @@ from sampan.ui_bridge.store import Store
 pytestmark = pytest.mark.integration
 
 
-def test_the_screen_over_tls(start_ui: Callable[..., UiProc], users: Store) -> None:
+def test_the_screen_over_tls(start_ui: Callable[..., UiProc], users: Store, tmp_path: Path) -> None:
+    certs = None
     if not LocalSecurity.of(settings().state_dir).present():
-        pytest.skip("the stack was created without security: no local certificate to serve")
-    ui = start_ui(tls=True)
+        certs = LocalSecurity(tmp_path / "tls")
+        certs.root.mkdir(mode=0o700)
+        stack_security.make_certificates(certs)
+    ui = start_ui(tls=True, certs=certs)
     with httpx.Client(base_url=ui.url, verify=ui.verify, timeout=10) as client:
         page = client.get("/")
         assert page.status_code == 200
