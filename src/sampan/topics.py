@@ -16,8 +16,9 @@ NEVER = -1
 SNAPSHOT_BYTES_MAX = 64 * 1024 * 1024
 LARGE_RECORD_TOPICS = frozenset({"matcher.snapshots"})
 # The records a Hong Kong broker keeps for years (orders, the router's decisions, their outcomes,
-# every execution, the ledger's postings, the drop copy, and what could not be processed): never expire unless a
-# deployment sets SAMPAN_AUDIT_RETENTION_DAYS (`topics apply` reads it).
+# every execution, the ledger's postings, the drop copy, the screen's access trail, and what could
+# not be processed): never expire unless a deployment sets SAMPAN_AUDIT_RETENTION_DAYS
+# (`topics apply` reads it).
 AUDIT_TOPICS = frozenset(
     {
         "orders.requests",
@@ -27,6 +28,7 @@ AUDIT_TOPICS = frozenset(
         "fills",
         "ledger.postings",
         "hkex.dropcopy",
+        "ui.access",
         "orders.requests.dlq",
         "orders.internal.dlq",
         "orders.events.dlq",
@@ -295,6 +297,19 @@ CATALOG: tuple[Topic, ...] = (
         NEVER,
         ("ledger_sink",),
         ("audit", "ledger_sink"),
+    ),
+    # The screen's access audit trail (logins, logouts, refusals with their reason), relayed from
+    # its database by row id after each row is committed; the screen reads the tail back to
+    # know where to resume (ui_bridge.access_relay).
+    _topic(
+        "ui.access",
+        "audit id",
+        "AccessAudit",
+        1,
+        "delete",
+        NEVER,
+        ("ui_bridge",),
+        ("audit", "ui_bridge"),
     ),
     _topic(
         "router.state",

@@ -1,4 +1,4 @@
-"""`sampan audit order | account | export`: what happened, replayed from the topics.
+"""`sampan audit order | account | access | export`: what happened, replayed from the topics.
 
 Every answer comes from the committed records of the topics (read_committed, to the end the
 broker reports), with the topic, partition and offset of each record, so an auditor can
@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from sampan import topics
 from sampan.config import settings
 from sampan.market.calendar import midnight_ns
-from sampan.tools import audit_scan
+from sampan.tools import audit_access, audit_scan
 from sampan.tools.audit_trail import (
     ACCOUNT_TOPICS,
     ORDER_TOPICS,
@@ -107,6 +107,46 @@ def _account(args: argparse.Namespace) -> int:
     if result.closing is not None:
         print("closing:")
         _print_entries([result.closing], sys.stdout)
+    return 0
+
+
+def _access(args: argparse.Namespace) -> int:
+    progress = audit_scan.Progress(None if args.json else sys.stderr)
+    trail = audit_access.AccessTrail(args.user)
+    for read in audit_scan.scan(settings(), audit_access.TOPIC, progress):
+        if read.value is not None:
+            trail.offer(read.partition, read.offset, read.value)
+        elif read.error is not None:
+            print(
+                f"sampan audit: {audit_access.TOPIC}[{read.partition}]@{read.offset} does not decode: "
+                f"{read.error}",
+                file=sys.stderr,
+            )
+    progress.done()
+    entries = trail.entries()
+    if not entries:
+        who = f" of user {args.user!r}" if args.user else ""
+        print(f"sampan audit: no access record{who} on {audit_access.TOPIC}", file=sys.stderr)
+        return 1
+    if args.json:
+        body = {
+            "user": args.user,
+            "records": [{"position": e.position, **e.record} for e in entries],
+            "repeats_skipped": trail.repeats,
+            "older_not_shown": trail.dropped,
+        }
+        json.dump(body, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(
+        f"access{' of ' + args.user if args.user else ''}: {len(entries)} records"
+        + (f" (the {trail.dropped:,} older not shown)" if trail.dropped else "")
+    )
+    for entry in entries:
+        when = dt.datetime.fromtimestamp(entry.record["ts_ns"] / 1e9, HONG_KONG).strftime(
+            "%Y-%m-%d %H:%M:%S.%f"
+        )
+        print(f"{when}  {entry.position:<20}  {audit_access.line(entry)}")
     return 0
 
 
@@ -223,6 +263,19 @@ def register(subparsers: Any) -> None:
     )
     account.add_argument("--json", action="store_true", help="one JSON object on stdout")
     account.set_defaults(handler=_account)
+
+    access = actions.add_parser(
+        "access",
+        help="the screen's access audit trail: logins, logouts, refusals with their reason",
+        description=(
+            "Read from ui.access, where the screen relays each row of its access audit trail "
+            "once, keyed by the row's id; shown in id order, each id once. With --user: the "
+            "records of that user's sessions and the logins and logouts for that name."
+        ),
+    )
+    access.add_argument("--user", help="only this user's records")
+    access.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    access.set_defaults(handler=_access)
 
     export = actions.add_parser(
         "export",

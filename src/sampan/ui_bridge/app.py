@@ -261,6 +261,7 @@ async def login(request: Request) -> Response:
         return error("LOGIN_FAILED", "wrong user name or password, or the user is disabled", 401)
     ui.throttle.succeeded(f"user:{username}")
     token, session = ui.codec.issue(user.username, user.role, user.member, int(time.time()))
+    await _audit(request, session, "login", username, "ok")
     body_out = {
         "token": token,
         "csrf": session.csrf,
@@ -292,6 +293,7 @@ async def logout(request: Request, session: Session) -> Response:
     ui = _ui(request)
     await asyncio.to_thread(ui.store.revoke, session.sid, session.expires_ts_s)
     ui.revoked.add(session.sid)
+    await _audit(request, session, "logout", session.username, "ok")
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)

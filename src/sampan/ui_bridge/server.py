@@ -4,7 +4,9 @@ Guarantees: the listening socket opens only after the follower has read every fo
 the end the broker reported (uvicorn binds after the lifespan's startup, which waits for it, at
 most `READY_TIMEOUT_S`, else the server exits with the reason); users' disabled flags and
 sessions ended by logout are re-read every `REFRESH_S`, so `sampan users disable` takes effect
-on a running server within that time; the producer is flushed on the way out.
+on a running server within that time; the access audit trail is relayed to `ui.access`
+(`access_relay`: at start, every `RELAY_S`, and a last pass on the way out); the producer is
+flushed on the way out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from sampan.config import Settings
 from sampan.errors import SampanError
+from sampan.ui_bridge import access_relay
 from sampan.ui_bridge.app import Ui, build_app
 from sampan.ui_bridge.auth import SessionCodec
 from sampan.ui_bridge.hub import Hub
@@ -72,6 +75,21 @@ async def _refresh(ui: Ui) -> None:
         await asyncio.sleep(REFRESH_S)
 
 
+def relay_of(ui: Ui, sender: Sender, settings: Settings) -> access_relay.Relay:
+    """The access audit relay: the store's rows to `ui.access` through the server's producer."""
+
+    async def read_tail() -> int:
+        return await asyncio.to_thread(access_relay.highest_published, settings)
+
+    async def rows(after_id: int, limit: int) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(ui.store.audit_after, after_id, limit)
+
+    async def send(key: str, record: dict[str, Any]) -> None:
+        await sender.send(access_relay.TOPIC, key, access_relay.SCHEMA, record)
+
+    return access_relay.Relay(read_tail, rows, send)
+
+
 def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -90,6 +108,9 @@ def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
             await asyncio.sleep(0.05)
         ui.disabled = await asyncio.to_thread(ui.store.disabled_users)
         ui.revoked = await asyncio.to_thread(ui.store.revoked, int(time.time()))
+        relay = relay_of(ui, sender, settings)
+        relay_stopping = asyncio.Event()
+        relaying = asyncio.create_task(access_relay.run(relay, relay_stopping))
         tasks = [asyncio.create_task(_refresh(ui))]
         log.info(
             "ui: ready: %d instruments, %d accounts, %d depth books",
@@ -102,6 +123,12 @@ def lifespan_of(ui: Ui, sender: Sender, settings: Settings) -> Any:
         finally:
             for task in tasks:
                 task.cancel()
+            relay_stopping.set()
+            try:
+                await asyncio.wait_for(relaying, access_relay.FINAL_PASS_S)
+            except TimeoutError:
+                log.warning("ui: the access audit relay did not stop within its bound")
+            await access_relay.final_pass(relay)
             await asyncio.to_thread(follower.stop)
             await asyncio.to_thread(sender.close)
 

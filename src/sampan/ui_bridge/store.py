@@ -193,6 +193,10 @@ class Store:
         remote: str,
     ) -> None:
         with self._connect() as conn:
+            # One writer at a time, so ids commit in rising order and the relay to ui.access,
+            # which resumes after the highest id it published, never passes a row committed
+            # later with a smaller id. Readers are not blocked (EXCLUSIVE allows SELECT).
+            conn.execute("LOCK TABLE access_audit IN EXCLUSIVE MODE")
             conn.execute(
                 "INSERT INTO access_audit (ts_ns, username, role, action, target, reason, remote) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -214,6 +218,17 @@ class Store:
                 "SELECT id, ts_ns, username, role, action, target, reason, remote "
                 "FROM access_audit ORDER BY id DESC LIMIT %s",
                 (limit,),
+            ).fetchall()
+        names = ("id", "ts_ns", "username", "role", "action", "target", "reason", "remote")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def audit_after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """Access audit rows with an id above `after_id`, oldest first, at most `limit`."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, ts_ns, username, role, action, target, reason, remote "
+                "FROM access_audit WHERE id > %s ORDER BY id LIMIT %s",
+                (after_id, limit),
             ).fetchall()
         names = ("id", "ts_ns", "username", "role", "action", "target", "reason", "remote")
         return [dict(zip(names, r, strict=True)) for r in rows]
