@@ -68,8 +68,11 @@ def test_relay_sigkilled_repeats_nothing_and_the_topic_rebuilds_the_ledger(
 ) -> None:
     s = env_settings
     _deposit("FUNDED1", 5_000_000, "open-1")  # before the relay ever ran: relayed at its start
-    produce_fills(s, iter(synthetic_fills(FILLS, seed=11)))
-    ends = end_offsets(s)
+    # The fills arrive in four rounds, the next round only after a kill, so every kill lands in
+    # a stream with more to come however fast the relay is.
+    fills = list(synthetic_fills(FILLS, seed=11))
+    rounds = [fills[n : n + FILLS // 4] for n in range(0, FILLS, FILLS // 4)]
+    produce_fills(s, iter(rounds[0]))
     sink = sink_process("--batch-max", "250")
     relays = [RelayProcess(tmp_path / "relay.log")]
     entries = "SELECT count(*) FROM outbox"
@@ -83,12 +86,13 @@ def test_relay_sigkilled_repeats_nothing_and_the_topic_rebuilds_the_ledger(
             )
             relays[-1].kill()
             published = sum(_on_topic(s).values())
-            assert published < FILLS, "the kill came too late to interrupt anything"
+            produce_fills(s, iter(rounds[kill + 1]))
             if kill == 1:
                 sink.kill()
                 _deposit("FUNDED1", 1_000, "top-up-1")  # posted while the sink is down
                 sink = sink_process("--batch-max", "250")
             relays.append(RelayProcess(tmp_path / "relay.log"))
+        ends = end_offsets(s)
         wait_for(
             lambda: (
                 _count(s, schema, "SELECT sum(next_offset) FROM consumer_offsets")
