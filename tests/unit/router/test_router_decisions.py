@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_router_core import PRICE_E3, T0
+from test_router_core import command as core_command
+
 from sampan.fix.messages import NewOrderSingle
 from sampan.router.core import CoreConfig, RouterCore
 from sampan.router.ids import Kind, Origin, hkex_cl_ord_id
@@ -13,19 +16,10 @@ from sampan.router.risk import hold_cents
 from sampan.router.tables import Tables
 from sampan.schemas import registry
 
-PRICE_E3 = 512_000
-T0 = 1_767_323_045_000_000_000  # 2026-01-02T03:04:05Z
-
 
 def command(kind: str = "NEW", route: str = "INTERNAL", qty: int = 100, **kw: object) -> dict:
-    base = {
-        "command_id": "c1", "kind": kind, "account": "A1", "member": "M1", "security": 700,
-        "cl_ord_id": "p1", "orig_cl_ord_id": None, "side": "BUY", "ord_type": "LIMIT",
-        "time_in_force": "DAY", "price_e3": PRICE_E3, "qty": qty, "route": route,
-        "batch_id": None, "parent_id": None, "user": None, "ts_ns": T0, "stp": None,
-    }  # fmt: skip
-    base.update(kw)
-    return base
+    """test_router_core's command, with an internal 100-share order as the default."""
+    return core_command(kind, route, qty, **kw)
 
 
 def core(credit_line_cents: int = 10**12) -> RouterCore:
